@@ -1,0 +1,158 @@
+"""The composition root: builds every part of a running exporter from its config."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.registry import Collector
+
+from modelmon.config import Config, parse_listen
+from modelmon.exposition import ModelCollector, Refresher
+from modelmon.ingest import IngestResult
+from modelmon.model import ModelMonitor
+from modelmon.profile import load_profile
+from modelmon.server import ExporterHTTPServer, serve_in_thread
+
+log = logging.getLogger(__name__)
+
+
+class UnknownModel(KeyError):
+    """A request for a model that is not configured."""
+
+
+class Exporter:
+    """Models, registry, refresher and (once started) the HTTP server and sources."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.time,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.monitors: dict[str, ModelMonitor] = {}
+        for model in config.models:
+            profile = load_profile(model.reference)
+            self.monitors[model.name] = ModelMonitor(
+                model, profile, max_category_length=config.limits.max_category_length,
+                clock=clock,
+            )
+        self.token = _read_token(config.auth.token_file)
+        self.registry = registry or CollectorRegistry(auto_describe=False)
+        self.refresher = Refresher(list(self.monitors.values()), config.refresh_interval,
+                                   clock=clock)
+        self.ingest_slots = threading.BoundedSemaphore(config.limits.max_inflight)
+        self.collectors: dict[str, Collector] = {
+            "models": ModelCollector(list(self.monitors.values()), self.refresher)
+        }
+        self._register()
+        self.server: ExporterHTTPServer | None = None
+        self.ready = False
+        self._stopped = threading.Event()
+
+    def _register(self) -> None:
+        from modelmon.collectors.health import CollectorSet
+        from modelmon.resources import resource_collectors
+
+        self.collectors.update(resource_collectors(self.config.collectors))
+        self.registry.register(CollectorSet(self.collectors, logger=log))
+
+    # --- the sink interface (HTTP, tailed files, in-process use) ----------------------
+
+    def has_model(self, model: str) -> bool:
+        return model in self.monitors
+
+    def model_names(self) -> list[str]:
+        return list(self.monitors)
+
+    def _monitor(self, model: str) -> ModelMonitor:
+        try:
+            return self.monitors[model]
+        except KeyError:
+            raise UnknownModel(model) from None
+
+    def ingest_predictions(self, model: str, records: Sequence[Any]) -> IngestResult:
+        return self._monitor(model).ingest(records)
+
+    def ingest_labels(self, model: str, records: Sequence[Any]) -> IngestResult:
+        monitor = self._monitor(model)
+        result = IngestResult()
+        for i, _ in enumerate(records):
+            result.reject(i, "labels_unsupported", "labels: this exporter build has no label store")
+        monitor.count_rejected("labels_unsupported", len(records))
+        return result
+
+    def count_rejected(self, model: str, reason: str, n: int = 1) -> None:
+        self._monitor(model).count_rejected(reason, n)
+
+    def describe_models(self) -> list[dict[str, Any]]:
+        out = []
+        for monitor in self.monitors.values():
+            cfg = monitor.config
+            with monitor.lock:
+                versions = list(monitor.versions)
+            out.append({
+                "name": monitor.name,
+                "task": monitor.task,
+                "default_version": cfg.version,
+                "versions": versions,
+                "reference": str(cfg.reference),
+                "classes": monitor.profile.classes,
+                "positive_class": monitor.positive_class,
+                "windows": [w.name for w in cfg.windows],
+                "min_window_events": cfg.min_window_events,
+                "columns": [
+                    {"name": s.column.name, "role": s.column.role, "type": s.column.type,
+                     "drift_method": monitor.methods[(s.column.role, s.column.name)]}
+                    for s in monitor.layout.columns
+                ],
+            })
+        return out
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self, listen: str | None = None) -> tuple[str, int]:
+        """Start the refresher and the HTTP server; returns the bound address."""
+        host, port = parse_listen(listen or self.config.listen)
+        self.refresher.start()
+        self.server = ExporterHTTPServer((host, port), self)
+        serve_in_thread(self.server)
+        self.ready = True
+        bound = self.server.server_address
+        log.info("modelmon serving on http://%s:%s/metrics (models: %s)", bound[0], bound[1],
+                 ", ".join(self.monitors))
+        return str(bound[0]), int(bound[1])
+
+    def stop(self) -> None:
+        """Stop accepting, finish in-flight requests, stop the background work."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.ready = False
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        self.refresher.stop()
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+
+def _read_token(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"auth.token_file: cannot read {path}: {exc.strerror}") from None
+    if not token:
+        raise ValueError(f"auth.token_file: {path} is empty")
+    return token.encode()

@@ -1,0 +1,97 @@
+"""Request bodies: size limits, gzip, JSON / JSON array / NDJSON parsing.
+
+orjson parses when it is installed (the ``fast`` extra), the standard library otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+from modelmon.ingest import InvalidLine
+
+try:
+    import orjson
+
+    _loads: Any = orjson.loads
+    _DecodeError: tuple[type[Exception], ...] = (orjson.JSONDecodeError, RecursionError)
+except ImportError:  # pragma: no cover - depends on the installed extras
+    _loads = json.loads
+    _DecodeError = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
+
+JSON_TYPES = ("application/json", "text/json")
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl",
+                "application/x-jsonlines", "application/jsonlines")
+
+
+class BodyError(Exception):
+    """A body that cannot be used: ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def media_type(content_type: str | None) -> str:
+    """The body kind ("json" or "ndjson") from a Content-Type header, or BodyError 415."""
+    if not content_type:
+        return "json"
+    base = content_type.split(";", 1)[0].strip().lower()
+    if base in JSON_TYPES:
+        return "json"
+    if base in NDJSON_TYPES:
+        return "ndjson"
+    raise BodyError(
+        415, f"Content-Type: {base!r} is not supported; send application/json or "
+        "application/x-ndjson"
+    )
+
+
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """The body after Content-Encoding, refusing to inflate past ``limit`` bytes."""
+    enc = (encoding or "identity").strip().lower()
+    if enc == "identity":
+        return body
+    if enc not in ("gzip", "x-gzip", "deflate"):
+        raise BodyError(415, f"Content-Encoding: {enc!r} is not supported; use gzip or none")
+    wbits = 16 + zlib.MAX_WBITS if enc != "deflate" else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BodyError(400, f"body: not valid {enc} data: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise BodyError(413, f"body: decompresses to more than the limit of {limit} bytes")
+    return out
+
+
+def parse_records(body: bytes, kind: str) -> list[Any]:
+    """Records of a body: a JSON object or array of objects, or NDJSON, one per line.
+
+    An NDJSON line that does not parse becomes an :class:`InvalidLine`, which ingest
+    rejects with reason ``invalid_json`` while the other lines are used.
+    """
+    if kind == "ndjson":
+        records: list[Any] = []
+        for number, line in enumerate(body.split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(_loads(line))
+            except _DecodeError as exc:
+                records.append(InvalidLine(f"line {number}: not valid JSON: {_short(exc)}"))
+        return records
+    try:
+        value = _loads(body)
+    except _DecodeError as exc:
+        raise BodyError(400, f"body: not valid JSON: {_short(exc)}") from None
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) if not isinstance(exc, RecursionError) else "nested too deeply"
+    return text[:200]

@@ -1,0 +1,212 @@
+"""Scrape-time translation of model state into Prometheus metric families.
+
+Counters come straight from the versions' cumulative vectors (copied under the model's
+lock); computed gauges come from the latest cached :class:`Readings`, refreshed in the
+background every few seconds, so a scrape never recomputes statistics.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from modelmon import __version__
+from modelmon.catalogue import spec
+from modelmon.model import LATENCY_BUCKETS, ModelMonitor, WindowReading
+from modelmon.stats.binning import EVENTS_SLOT
+
+log = logging.getLogger(__name__)
+
+DRIFT_STATISTICS = ("psi", "jensen_shannon", "ks", "ks_pvalue", "wasserstein", "chi2_pvalue")
+QUALITY_METRICS = {
+    "missing": "modelmon_column_missing_total",
+    "out_of_range": "modelmon_column_out_of_range_total",
+    "unseen": "modelmon_column_unseen_total",
+    "type_errors": "modelmon_column_type_errors_total",
+}
+NUMERIC_QUALITY = ("missing", "out_of_range", "type_errors")
+CATEGORICAL_QUALITY = ("missing", "unseen", "type_errors")
+
+
+def counter(name: str) -> CounterMetricFamily:
+    s = spec(name)
+    return CounterMetricFamily(s.family, s.help, labels=s.labels)
+
+
+def gauge(name: str) -> GaugeMetricFamily:
+    s = spec(name)
+    return GaugeMetricFamily(s.family, s.help, labels=s.labels)
+
+
+@dataclass
+class Readings:
+    """Computed statistics of every model, as of ``at`` (Unix seconds)."""
+
+    at: float = 0.0
+    models: dict[str, list[WindowReading]] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Refresher:
+    """Recomputes the windowed statistics every ``interval`` seconds in a daemon thread."""
+
+    def __init__(
+        self,
+        monitors: Sequence[ModelMonitor],
+        interval: float = 2.0,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.monitors = monitors
+        self.interval = interval
+        self.clock = clock
+        self.readings = Readings()
+        self.last_duration = 0.0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> Readings:
+        started = time.perf_counter()
+        readings = Readings(at=self.clock())
+        for monitor in self.monitors:
+            readings.models[monitor.name] = monitor.readings()
+        self.readings = readings
+        self.last_duration = time.perf_counter() - started
+        return readings
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.refresh()
+                self.last_error = None
+            except Exception as exc:  # keep refreshing; the scrape reports the failure
+                self.last_error = repr(exc)
+                log.exception("statistics refresh failed")
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, name="modelmon-refresh", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+class ModelCollector:
+    """Every model family of DESIGN.md section 7 that the core exporter owns."""
+
+    def __init__(
+        self,
+        monitors: Sequence[ModelMonitor],
+        refresher: Refresher,
+        extra: Sequence[Callable[[ModelMonitor, Readings], Iterable[Metric]]] = (),
+    ) -> None:
+        self.monitors = monitors
+        self.refresher = refresher
+        self.extra = extra
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        if self.refresher.last_error is not None:
+            raise RuntimeError(f"statistics refresh failed: {self.refresher.last_error}")
+        readings = self.refresher.readings
+        info = gauge("modelmon_build_info")
+        info.add_metric([__version__], 1.0)
+        yield info
+        families = _Families()
+        for monitor in self.monitors:
+            _counters(monitor, families)
+            _computed(monitor, readings.models.get(monitor.name, []), families)
+        yield from families.all()
+        for monitor in self.monitors:
+            for fn in self.extra:
+                yield from fn(monitor, readings)
+
+
+class _Families(dict[str, Metric]):
+    def get_family(self, name: str) -> Metric:
+        if name not in self:
+            s = spec(name)
+            self[name] = counter(name) if s.type == "counter" else gauge(name)
+        return self[name]
+
+    def add(self, name: str, labels: list[str], value: float) -> None:
+        self.get_family(name).add_metric(labels, value)
+
+    def all(self) -> Iterator[Metric]:
+        yield from self.values()
+
+
+def _counters(monitor: ModelMonitor, out: _Families) -> None:
+    with monitor.lock:
+        states = {v: (s.cumulative.copy(), s.latency_buckets.copy(), s.latency_sum)
+                  for v, s in monitor.versions.items()}
+        rejected = dict(monitor.rejected)
+        unknown = monitor.unknown_fields
+    model = monitor.name
+    ref = str(monitor.config.reference.name)
+    out.get_family("modelmon_rejected_records_total")
+    for reason, n in sorted(rejected.items()):
+        out.add("modelmon_rejected_records_total", [model, reason], n)
+    out.add("modelmon_unknown_fields_total", [model], unknown)
+    for version, (vector, latency, latency_sum) in states.items():
+        out.add("modelmon_model_info", [model, version, monitor.task, ref], 1.0)
+        out.add("modelmon_events_total", [model, version], vector[EVENTS_SLOT])
+        for slots in monitor.layout.columns:
+            col = slots.column
+            base = [model, version, col.role, col.name]
+            counts = slots.coarse_counts(vector)
+            for name, n, r in zip(col.bin_names(), counts, col.reference_ratios(), strict=True):
+                out.add("modelmon_column_bin_total", [*base, name], float(n))
+                out.add("modelmon_reference_bin_ratio", [*base, name], r)
+            for q in NUMERIC_QUALITY if slots.numeric else CATEGORICAL_QUALITY:
+                out.add(QUALITY_METRICS[q], base, float(vector[slots.quality(q)]))
+        if latency.sum() > 0:
+            _latency(out, model, version, latency, latency_sum)
+
+
+def _latency(out: _Families, model: str, version: str, counts: np.ndarray, total: float) -> None:
+    name = "modelmon_prediction_latency_seconds"
+    if name not in out:
+        s = spec(name)
+        out[name] = HistogramMetricFamily(s.family, s.help, labels=s.labels)
+    cumulative = np.cumsum(counts)
+    buckets = [(repr(float(b)), float(c)) for b, c in zip(LATENCY_BUCKETS, cumulative, strict=False)]
+    buckets.append(("+Inf", float(cumulative[-1])))
+    out[name].add_metric([model, version], buckets, total)  # type: ignore[attr-defined]
+
+
+def _computed(monitor: ModelMonitor, readings: list[WindowReading], out: _Families) -> None:
+    model = monitor.name
+    out.get_family("modelmon_window_events")
+    for r in readings:
+        out.add("modelmon_window_events", [model, r.version, r.window], r.events)
+        report = r.drift
+        if report is None:
+            continue
+        for c in report.columns:
+            labels = [model, r.version, c.role, c.column, r.window]
+            for stat, value in c.statistics.items():
+                out.add(f"modelmon_drift_{stat}", labels, value)
+            if c.statistics:
+                out.add("modelmon_drift_detected", labels, float(c.drifted))
+        if report.drift_share is not None:
+            labels = [model, r.version, r.window]
+            out.add("modelmon_dataset_drift_share", labels, report.drift_share)
+            out.add("modelmon_dataset_drift_detected", labels, float(bool(report.dataset_drift)))

@@ -1,0 +1,187 @@
+"""Validation of prediction records into column batches (DESIGN.md section 5).
+
+A record is *rejected* only when it cannot be used at all: not an object, no usable
+``features`` object, an unparseable timestamp, a version or id that is not a string,
+a prediction of the wrong kind for the task. Problems with single values are data
+quality, counted per column by the binning code; the rest of such a record is used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelmon.values import TimestampError, parse_timestamp
+
+MAX_ERRORS_LISTED = 100
+MAX_VERSION_LENGTH = 128
+MAX_ID_LENGTH = 256
+
+#: Values of the ``reason`` label of modelmon_rejected_records_total.
+REASONS = (
+    "not_an_object",
+    "invalid_features",
+    "invalid_timestamp",
+    "invalid_version",
+    "invalid_id",
+    "invalid_prediction",
+    "invalid_label",
+    "invalid_json",
+    "too_many_versions",
+)
+
+
+@dataclass
+class IngestResult:
+    """What the sender is told: accepted and rejected counts, and the first errors."""
+
+    accepted: int = 0
+    rejected: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)  # every rejection, listed or not
+
+    def reject(self, index: int, reason: str, message: str) -> None:
+        self.rejected += 1
+        self.reasons[reason] += 1
+        if len(self.errors) < MAX_ERRORS_LISTED:
+            self.errors.append({"index": index, "reason": reason, "error": message})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "rejected": self.rejected, "errors": self.errors}
+
+
+@dataclass(frozen=True)
+class InvalidLine:
+    """A line of an NDJSON body or a tailed file that is not valid JSON."""
+
+    message: str
+
+
+@dataclass
+class Batch:
+    """Accepted prediction records, column by column; row i of every list is record i."""
+
+    indices: list[int]  # position of each row in the request body
+    versions: list[str]
+    timestamps: list[float]
+    features: list[dict[str, Any]]
+    predictions: list[Any]
+    scores: list[Any]  # binary: the score value; multiclass: the scores object or None
+    labels: list[Any]
+    ids: list[str | None]
+    latencies: list[Any]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+_NUMBER = (int, float)
+_SCALAR = (str, int, float, bool)
+
+
+def _timestamp(value: Any, now: float) -> float:
+    if value is None:
+        return now
+    if type(value) is float or type(value) is int:
+        if math.isfinite(value) and value >= 0:
+            return min(float(value), now)
+        raise TimestampError(f"expected finite, non-negative Unix seconds, got {value!r}")
+    return min(parse_timestamp(value), now)
+
+
+def _version(value: Any, default: str) -> str:
+    if value is None:
+        return default
+    if type(value) is str and 0 < len(value) <= MAX_VERSION_LENGTH:
+        return value
+    if type(value) is int:
+        return str(value)
+    raise ValueError(f"expected a string of 1 to {MAX_VERSION_LENGTH} characters")
+
+
+def _ident(value: Any) -> str | None:
+    if value is None:
+        return None
+    if type(value) is str and len(value) <= MAX_ID_LENGTH:
+        return value
+    if type(value) is int:
+        return str(value)
+    raise ValueError(f"expected a string of at most {MAX_ID_LENGTH} characters")
+
+
+def parse_predictions(
+    records: Sequence[Any], *, regression: bool, default_version: str, now: float
+) -> tuple[Batch, IngestResult]:
+    """Split ``records`` into a :class:`Batch` of usable rows and the rejections."""
+    result = IngestResult()
+    batch = Batch([], [], [], [], [], [], [], [], [])
+    for i, rec in enumerate(records):
+        if type(rec) is not dict:
+            if type(rec) is InvalidLine:
+                result.reject(i, "invalid_json", rec.message)
+                continue
+            result.reject(i, "not_an_object", f"record: expected a JSON object, got "
+                          f"{_json_type(rec)}")
+            continue
+        feats = rec.get("features")
+        if type(feats) is not dict:
+            result.reject(i, "invalid_features", "features: expected a JSON object of "
+                          f"feature values, got {_json_type(feats)}")
+            continue
+        try:
+            ts = _timestamp(rec.get("timestamp"), now)
+        except TimestampError as exc:
+            result.reject(i, "invalid_timestamp", f"timestamp: {exc}")
+            continue
+        try:
+            version = _version(rec.get("version"), default_version)
+        except ValueError as exc:
+            result.reject(i, "invalid_version", f"version: {exc}")
+            continue
+        try:
+            ident = _ident(rec.get("id"))
+        except ValueError as exc:
+            result.reject(i, "invalid_id", f"id: {exc}")
+            continue
+        pred = rec.get("prediction")
+        if pred is not None and not _prediction_ok(pred, regression):
+            kind = "a number" if regression else "a class (string, number or boolean)"
+            result.reject(i, "invalid_prediction", f"prediction: expected {kind} for this "
+                          f"model's task, got {_json_type(pred)}")
+            continue
+        label = rec.get("label")
+        if label is not None and not _prediction_ok(label, regression):
+            kind = "a number" if regression else "a class (string, number or boolean)"
+            result.reject(i, "invalid_label", f"label: expected {kind}, got {_json_type(label)}")
+            continue
+        batch.indices.append(i)
+        batch.versions.append(version)
+        batch.timestamps.append(ts)
+        batch.features.append(feats)
+        batch.predictions.append(pred)
+        batch.scores.append(rec.get("scores") if "scores" in rec else rec.get("score"))
+        batch.labels.append(label)
+        batch.ids.append(ident)
+        batch.latencies.append(rec.get("latency_seconds"))
+    result.accepted = len(batch)
+    return batch, result
+
+
+def _prediction_ok(value: Any, regression: bool) -> bool:
+    if regression:
+        return isinstance(value, _NUMBER) and not isinstance(value, bool)
+    return isinstance(value, _SCALAR)
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def take(batch: Batch, rows: list[int]) -> Batch:
+    """The sub-batch of the given row positions."""
+    return Batch(*([getattr(batch, f)[r] for r in rows] for f in Batch.__dataclass_fields__))

@@ -1,0 +1,283 @@
+"""The state of one monitored model: its versions' counters and sliding windows.
+
+Ingest validates records (:mod:`modelmon.ingest`), encodes each column into the
+profile's additive vector (:mod:`modelmon.stats.binning`), adds the vector to the
+version's cumulative counters and to every sliding window. Reading the windows
+(:meth:`ModelMonitor.readings`) copies their totals under the lock and computes the
+statistics outside it, so a refresh never holds up ingest for long.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelmon.columns import categorical_values, numeric_values
+from modelmon.config import ModelConfig
+from modelmon.ingest import Batch, IngestResult, parse_predictions, take
+from modelmon.profile import Profile
+from modelmon.stats import drift
+from modelmon.stats.binning import (
+    EVENTS_SLOT,
+    ColumnSlots,
+    FloatArray,
+    Layout,
+    encode_categorical,
+    encode_numeric,
+)
+from modelmon.stats.report import DriftReport, drift_report
+from modelmon.stats.window import SlidingWindow
+
+#: Upper bounds of the prediction latency histogram (seconds).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: A version with no record for this long may be evicted to make room for a new one.
+VERSION_IDLE_SECONDS = 600.0
+
+
+class ProfileMismatch(ValueError):
+    """The config and the profile disagree (task, columns in overrides)."""
+
+
+@dataclass
+class VersionState:
+    """Counters and windows of one model version."""
+
+    cumulative: FloatArray
+    windows: dict[str, SlidingWindow]
+    latency_buckets: FloatArray
+    latency_sum: float = 0.0
+    last_seen: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)  # per-feature state of other parts
+
+
+@dataclass
+class WindowReading:
+    version: str
+    window: str
+    events: int
+    drift: DriftReport | None
+
+
+def resolve_rules(
+    config: ModelConfig, profile: Profile, layout: Layout
+) -> tuple[dict[tuple[str, str], drift.Rule], dict[tuple[str, str], str]]:
+    """The drift rule of every column from the config's method, threshold and overrides."""
+    rules: dict[tuple[str, str], drift.Rule] = {}
+    methods: dict[tuple[str, str], str] = {}
+    names = {s.column.name for s in layout.columns}
+    for name, override in config.drift.columns.items():
+        if name not in names:
+            raise ProfileMismatch(
+                f"models[{config.name}].drift.columns.{name}: no such column in the profile"
+            )
+    for slots in layout.columns:
+        col = slots.column
+        categorical = col.binned_as_categorical
+        override = config.drift.columns.get(col.name)
+        method = override.method if override else config.drift.method
+        threshold = override.threshold if override else config.drift.threshold
+        if override and method != "auto" and not drift.applies(method, categorical):
+            raise ProfileMismatch(
+                f"drift.columns.{col.name}.method: {method!r} does not apply to a "
+                f"{'categorical' if categorical else 'numeric'} column"
+            )
+        chosen = method if method != "auto" and drift.applies(method, categorical) else (
+            drift.auto_method(categorical, col.values)
+        )
+        rules[(col.role, col.name)] = drift.resolve_rule(method, threshold, categorical, col.values)
+        methods[(col.role, col.name)] = chosen
+    return rules, methods
+
+
+class ModelMonitor:
+    """Everything modelmon knows about one model, all versions together."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        profile: Profile,
+        *,
+        max_category_length: int = 256,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if config.task is not None and config.task != profile.task:
+            raise ProfileMismatch(
+                f"models[{config.name}].task: {config.task!r} but the profile "
+                f"{config.reference} is for {profile.task!r}"
+            )
+        self.config = config
+        self.profile = profile
+        self.name = config.name
+        self.task = profile.task
+        self.positive_class = config.positive_class or profile.positive_class
+        self.layout = Layout(profile)
+        self.rules, self.methods = resolve_rules(config, profile, self.layout)
+        self.feature_names = frozenset(
+            s.column.name for s in self.layout.columns if s.column.role == "feature"
+        )
+        self.max_category_length = max_category_length
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.versions: dict[str, VersionState] = {}
+        self.rejected: Counter[str] = Counter()
+        self.unknown_fields = 0
+        self.observers: list[Callable[[ModelMonitor, Batch], None]] = []
+
+    # --- ingest ------------------------------------------------------------------------
+
+    def ingest(self, records: Sequence[Any]) -> IngestResult:
+        """Count a body's prediction records; never raises on bad records."""
+        now = self.clock()
+        batch, result = parse_predictions(
+            records,
+            regression=self.task == "regression",
+            default_version=self.config.version,
+            now=now,
+        )
+        unknown = self._unknown_fields(batch)
+        groups = _group(batch.versions)
+        with self.lock:
+            self.unknown_fields += unknown
+            for version, rows in groups.items():
+                sub = batch if len(groups) == 1 else take(batch, rows)
+                state = self._version(version, now)
+                if state is None:
+                    for r in rows:
+                        result.reject(batch.indices[r], "too_many_versions",
+                                      f"version: {version!r} would exceed max_versions="
+                                      f"{self.config.max_versions} active versions")
+                    result.accepted -= len(rows)
+                    continue
+                self._add(state, sub, now)
+            self.rejected.update(result.reasons)
+        for observer in self.observers:
+            observer(self, batch)
+        return result
+
+    def count_rejected(self, reason: str, n: int = 1) -> None:
+        with self.lock:
+            self.rejected[reason] += n
+
+    def _unknown_fields(self, batch: Batch) -> int:
+        names = self.feature_names
+        return sum(len(f.keys() - names) for f in batch.features if not f.keys() <= names)
+
+    def _version(self, version: str, now: float) -> VersionState | None:
+        state = self.versions.get(version)
+        if state is not None:
+            return state
+        if len(self.versions) >= self.config.max_versions:
+            idle = min(self.versions.items(), key=lambda kv: kv[1].last_seen)
+            if now - idle[1].last_seen < VERSION_IDLE_SECONDS:
+                return None
+            del self.versions[idle[0]]
+        state = self.new_version_state()
+        self.versions[version] = state
+        return state
+
+    def new_version_state(self) -> VersionState:
+        size = self.layout.size
+        windows = {w.name: SlidingWindow(w.seconds, size) for w in self.config.windows}
+        return VersionState(
+            self.layout.zeros(), windows, np.zeros(len(LATENCY_BUCKETS) + 1)
+        )
+
+    def encode(self, batch: Batch) -> FloatArray:
+        """The additive vector of a batch (all rows, whatever their time)."""
+        vector = self.layout.zeros()
+        vector[EVENTS_SLOT] = len(batch)
+        for slots in self.layout.columns:
+            values = self._column_values(slots, batch)
+            if slots.numeric:
+                nums, errors = numeric_values(values)
+                encode_numeric(slots, nums, errors, vector)
+            else:
+                cats, errors = categorical_values(values, self.max_category_length)
+                encode_categorical(slots, cats, errors, vector)
+        return vector
+
+    def _column_values(self, slots: ColumnSlots, batch: Batch) -> list[Any]:
+        role, name = slots.column.role, slots.column.name
+        if role == "feature":
+            return [f.get(name) for f in batch.features]
+        if role == "prediction":
+            return batch.predictions
+        if role == "label":
+            return batch.labels
+        if name == "score" and self.task == "binary_classification":
+            return [s if type(s) is not dict else None for s in batch.scores]
+        return [s.get(name) if type(s) is dict else None for s in batch.scores]
+
+    def _add(self, state: VersionState, batch: Batch, now: float) -> None:
+        state.last_seen = now
+        smallest = min(w.resolution for w in state.windows.values())
+        buckets = [math.floor(t / smallest) for t in batch.timestamps]
+        if buckets[0] == buckets[-1] and len(set(buckets)) == 1:
+            parts = [(batch.timestamps[0], batch)]
+        else:
+            by_bucket: dict[int, list[int]] = {}
+            for i, b in enumerate(buckets):
+                by_bucket.setdefault(b, []).append(i)
+            parts = [(batch.timestamps[rows[0]], take(batch, rows)) for rows in by_bucket.values()]
+        for timestamp, part in parts:
+            vector = self.encode(part)
+            state.cumulative += vector
+            for window in state.windows.values():
+                window.add(timestamp, vector)
+        self._latencies(state, batch.latencies)
+
+    def _latencies(self, state: VersionState, latencies: list[Any]) -> None:
+        values = [v for v in latencies if type(v) is float or type(v) is int]
+        if not values:
+            return
+        arr = np.asarray(values, dtype=np.float64)
+        arr = arr[np.isfinite(arr) & (arr >= 0)]
+        idx = np.searchsorted(np.asarray(LATENCY_BUCKETS), arr, side="left")
+        state.latency_buckets += np.bincount(idx, minlength=len(LATENCY_BUCKETS) + 1)
+        state.latency_sum += float(arr.sum())
+
+    # --- reading -----------------------------------------------------------------------
+
+    def window_totals(self) -> dict[str, dict[str, FloatArray]]:
+        """A copy of every version's window totals, moved to the present first."""
+        now = self.clock()
+        with self.lock:
+            out = {}
+            for version, state in self.versions.items():
+                for w in state.windows.values():
+                    w.advance(now)
+                out[version] = {name: w.total() for name, w in state.windows.items()}
+            return out
+
+    def readings(self) -> list[WindowReading]:
+        """Drift readings of every version and window with enough events."""
+        out = []
+        for version, totals in self.window_totals().items():
+            for name, vector in totals.items():
+                events = int(vector[EVENTS_SLOT])
+                report = None
+                if events >= self.config.min_window_events and events > 0:
+                    report = drift_report(
+                        self.layout, vector, self.rules, self.config.drift.share, self.methods
+                    )
+                out.append(WindowReading(version, name, events, report))
+        return out
+
+
+def _group(versions: list[str]) -> dict[str, list[int]]:
+    if not versions:
+        return {}
+    first = versions[0]
+    if all(v == first for v in versions):
+        return {first: list(range(len(versions)))}
+    groups: dict[str, list[int]] = {}
+    for i, v in enumerate(versions):
+        groups.setdefault(v, []).append(i)
+    return groups

@@ -1,0 +1,225 @@
+"""The HTTP API of DESIGN.md section 5 on the standard library's threading server.
+
+Handlers validate at the boundary and answer every bad request with a 4xx naming what
+is wrong; a bad record never raises and never stops the server. Ingest runs at most
+``limits.max_inflight`` requests at once; past that a request waits briefly, then gets
+``429`` with ``Retry-After``, so a flood queues in the senders, not in memory here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hmac
+import json
+import logging
+import re
+import socket
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.exposition import choose_encoder
+
+from modelmon.bodies import BodyError, decompress, media_type, parse_records
+
+if TYPE_CHECKING:
+    from modelmon.app import Exporter
+
+log = logging.getLogger(__name__)
+
+INGEST_PATH = re.compile(r"^/v1/models/([^/]+)/(predictions|labels)$")
+#: How long an ingest request waits for a free slot before it gets 429.
+QUEUE_WAIT_SECONDS = 0.5
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One connection; the exporter is reached through ``self.server.exporter``."""
+
+    protocol_version = "HTTP/1.1"
+    server: ExporterHTTPServer
+    server_version = "modelmon"
+
+    def setup(self) -> None:
+        self.timeout = self.server.exporter.config.limits.request_timeout
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s %s", self.address_string(), format % args)
+
+    # --- responses -----------------------------------------------------------------------
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        self._send(status, body, "application/json", headers)
+
+    def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        self._json(status, {"error": message}, headers)
+
+    # --- GET -----------------------------------------------------------------------------
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        path = self.path.split("?", 1)[0]
+        exporter = self.server.exporter
+        if path == "/metrics":
+            if exporter.config.auth.protect_metrics and not self._authorized():
+                return
+            self._metrics()
+        elif path == "/healthz":
+            self._send(200, b"ok\n", "text/plain; charset=utf-8")
+        elif path == "/readyz":
+            ready = exporter.ready
+            self._send(200 if ready else 503, b"ready\n" if ready else b"not ready\n",
+                       "text/plain; charset=utf-8")
+        elif path == "/v1/models":
+            self._json(200, {"models": exporter.describe_models()})
+        elif path == "/":
+            self._send(200, _INDEX, "text/html; charset=utf-8")
+        else:
+            self._error(404, f"no such path: {path}")
+
+    do_HEAD = do_GET
+
+    def _metrics(self) -> None:
+        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        body = encoder(self.server.exporter.registry)
+        headers = {}
+        if "gzip" in self.headers.get("Accept-Encoding", "") and len(body) > 1024:
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        self._send(200, body, content_type, headers)
+
+    # --- POST ----------------------------------------------------------------------------
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        exporter = self.server.exporter
+        match = INGEST_PATH.match(self.path.split("?", 1)[0])
+        if match is None:
+            self._reject_body(404, f"no such path: {self.path[:200]}")
+            return
+        if not self._authorized():
+            self._drain()
+            return
+        model, kind = match.group(1), match.group(2)
+        if not exporter.has_model(model):
+            self._reject_body(404, f"model: {model[:100]!r} is not configured; "
+                              f"models: {', '.join(exporter.model_names())}")
+            return
+        try:
+            records = self._records()
+        except BodyError as exc:
+            self._reject_body(exc.status, exc.message)
+            return
+        if not exporter.ingest_slots.acquire(timeout=QUEUE_WAIT_SECONDS):
+            exporter.count_rejected(model, "queue_full", len(records))
+            self._error(429, "ingest queue full; retry later", {"Retry-After": "1"})
+            return
+        try:
+            if kind == "predictions":
+                result = exporter.ingest_predictions(model, records)
+            else:
+                result = exporter.ingest_labels(model, records)
+        finally:
+            exporter.ingest_slots.release()
+        self._json(200, result.to_json())
+
+    def _authorized(self) -> bool:
+        token = self.server.exporter.token
+        if token is None:
+            return True
+        header = self.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token):
+            return True
+        self.close_connection = True
+        self._error(401, "Authorization: expected 'Bearer <token>'",
+                    {"WWW-Authenticate": 'Bearer realm="modelmon"'})
+        return False
+
+    def _records(self) -> list[Any]:
+        limits = self.server.exporter.config.limits
+        kind = media_type(self.headers.get("Content-Type"))
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            raise BodyError(411, "Transfer-Encoding: chunked is not supported; send Content-Length")
+        length_text = self.headers.get("Content-Length")
+        if length_text is None or not length_text.strip().isdigit():
+            raise BodyError(411, "Content-Length: required")
+        length = int(length_text)
+        if length > limits.max_body_bytes:
+            raise BodyError(413, f"body: {length} bytes is over the limit of "
+                            f"{limits.max_body_bytes} bytes")
+        body = self._read(length)
+        body = decompress(body, self.headers.get("Content-Encoding"), limits.max_decompressed_bytes)
+        records = parse_records(body, kind)
+        if len(records) > limits.max_records:
+            raise BodyError(413, f"body: {len(records)} records is over the limit of "
+                            f"{limits.max_records} per request")
+        return records
+
+    def _read(self, length: int) -> bytes:
+        chunks, left = [], length
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 20))
+            if not chunk:
+                raise BodyError(400, f"body: ended after {length - left} of {length} bytes")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def _drain(self) -> None:
+        self.close_connection = True
+
+    def _reject_body(self, status: int, message: str) -> None:
+        # Part of the body may be unread and would be taken for the next request.
+        self.close_connection = True
+        self._error(status, message)
+
+
+class ExporterHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server bound to one exporter."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], exporter: Exporter) -> None:
+        self.exporter = exporter
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, Handler)
+        tls = exporter.config.tls
+        if tls.cert_file is not None and tls.key_file is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+            # The handshake runs in the connection's thread, not in the accept loop.
+            self.socket = context.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
+def serve_in_thread(server: ExporterHTTPServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, name="modelmon-http", daemon=True)
+    thread.start()
+    return thread
+
+
+_INDEX = b"""<!doctype html><title>modelmon</title><h1>modelmon</h1>
+<ul><li><a href="/metrics">/metrics</a><li><a href="/v1/models">/v1/models</a>
+<li><a href="/healthz">/healthz</a><li><a href="/readyz">/readyz</a></ul>
+"""
