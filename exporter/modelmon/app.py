@@ -12,6 +12,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.registry import Collector
 
+from modelmon.checkpoint import Checkpointer
 from modelmon.config import Config, parse_listen
 from modelmon.exposition import ModelCollector, Refresher
 from modelmon.ingest import IngestResult
@@ -22,7 +23,7 @@ from modelmon.server import ExporterHTTPServer, serve_in_thread
 log = logging.getLogger(__name__)
 
 
-class UnknownModel(KeyError):
+class UnknownModelError(KeyError):
     """A request for a model that is not configured."""
 
 
@@ -42,18 +43,27 @@ class Exporter:
         for model in config.models:
             profile = load_profile(model.reference)
             self.monitors[model.name] = ModelMonitor(
-                model, profile, max_category_length=config.limits.max_category_length,
+                model,
+                profile,
+                max_category_length=config.limits.max_category_length,
                 clock=clock,
             )
         self.token = _read_token(config.auth.token_file)
         self.registry = registry or CollectorRegistry(auto_describe=False)
-        self.refresher = Refresher(list(self.monitors.values()), config.refresh_interval,
-                                   clock=clock)
+        self.refresher = Refresher(
+            list(self.monitors.values()), config.refresh_interval, clock=clock
+        )
         self.ingest_slots = threading.BoundedSemaphore(config.limits.max_inflight)
         self.collectors: dict[str, Collector] = {
             "models": ModelCollector(list(self.monitors.values()), self.refresher)
         }
         self._register()
+        self.checkpointer: Checkpointer | None = None
+        if config.state_dir is not None:
+            self.checkpointer = Checkpointer(
+                list(self.monitors.values()), config.state_dir, config.checkpoint_interval
+            )
+            self.checkpointer.restore_all()
         self.server: ExporterHTTPServer | None = None
         self.ready = False
         self._stopped = threading.Event()
@@ -77,7 +87,7 @@ class Exporter:
         try:
             return self.monitors[model]
         except KeyError:
-            raise UnknownModel(model) from None
+            raise UnknownModelError(model) from None
 
     def ingest_predictions(self, model: str, records: Sequence[Any]) -> IngestResult:
         return self._monitor(model).ingest(records)
@@ -99,22 +109,28 @@ class Exporter:
             cfg = monitor.config
             with monitor.lock:
                 versions = list(monitor.versions)
-            out.append({
-                "name": monitor.name,
-                "task": monitor.task,
-                "default_version": cfg.version,
-                "versions": versions,
-                "reference": str(cfg.reference),
-                "classes": monitor.profile.classes,
-                "positive_class": monitor.positive_class,
-                "windows": [w.name for w in cfg.windows],
-                "min_window_events": cfg.min_window_events,
-                "columns": [
-                    {"name": s.column.name, "role": s.column.role, "type": s.column.type,
-                     "drift_method": monitor.methods[(s.column.role, s.column.name)]}
-                    for s in monitor.layout.columns
-                ],
-            })
+            out.append(
+                {
+                    "name": monitor.name,
+                    "task": monitor.task,
+                    "default_version": cfg.version,
+                    "versions": versions,
+                    "reference": str(cfg.reference),
+                    "classes": monitor.profile.classes,
+                    "positive_class": monitor.positive_class,
+                    "windows": [w.name for w in cfg.windows],
+                    "min_window_events": cfg.min_window_events,
+                    "columns": [
+                        {
+                            "name": s.column.name,
+                            "role": s.column.role,
+                            "type": s.column.type,
+                            "drift_method": monitor.methods[(s.column.role, s.column.name)],
+                        }
+                        for s in monitor.layout.columns
+                    ],
+                }
+            )
         return out
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -123,12 +139,18 @@ class Exporter:
         """Start the refresher and the HTTP server; returns the bound address."""
         host, port = parse_listen(listen or self.config.listen)
         self.refresher.start()
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         self.server = ExporterHTTPServer((host, port), self)
         serve_in_thread(self.server)
         self.ready = True
         bound = self.server.server_address
-        log.info("modelmon serving on http://%s:%s/metrics (models: %s)", bound[0], bound[1],
-                 ", ".join(self.monitors))
+        log.info(
+            "modelmon serving on http://%s:%s/metrics (models: %s)",
+            bound[0],
+            bound[1],
+            ", ".join(self.monitors),
+        )
         return str(bound[0]), int(bound[1])
 
     def stop(self) -> None:
@@ -138,9 +160,26 @@ class Exporter:
         self._stopped.set()
         self.ready = False
         if self.server is not None:
-            self.server.shutdown()
+            self.server.shutdown()  # no new connections
             self.server.server_close()
+        self._drain_ingest()
         self.refresher.stop()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()  # a last checkpoint
+
+    def _drain_ingest(self, timeout: float = 10.0) -> None:
+        """Wait for in-flight ingest requests by taking every ingest slot."""
+        deadline = time.monotonic() + timeout
+        taken = 0
+        for _ in range(self.config.limits.max_inflight):
+            if self.ingest_slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                taken += 1
+        if taken < self.config.limits.max_inflight:
+            log.warning(
+                "shutdown: %d ingest request(s) still running after %.0f s",
+                self.config.limits.max_inflight - taken,
+                timeout,
+            )
 
     def wait(self) -> None:
         self._stopped.wait()

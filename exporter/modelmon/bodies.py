@@ -21,8 +21,13 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     _DecodeError = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
 
 JSON_TYPES = ("application/json", "text/json")
-NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl",
-                "application/x-jsonlines", "application/jsonlines")
+NDJSON_TYPES = (
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/x-jsonlines",
+    "application/jsonlines",
+)
 
 
 class BodyError(Exception):
@@ -44,8 +49,8 @@ def media_type(content_type: str | None) -> str:
     if base in NDJSON_TYPES:
         return "ndjson"
     raise BodyError(
-        415, f"Content-Type: {base!r} is not supported; send application/json or "
-        "application/x-ndjson"
+        415,
+        f"Content-Type: {base!r} is not supported; send application/json or application/x-ndjson",
     )
 
 

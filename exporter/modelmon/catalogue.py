@@ -48,147 +48,333 @@ def _drift(stat: str, what: str) -> MetricSpec:
 
 CATALOGUE: tuple[MetricSpec, ...] = (
     # --- counters: additive over replicas and time -------------------------------------
-    MetricSpec("modelmon_events_total", "counter",
-               "Prediction records accepted (count).", MODEL),
-    MetricSpec("modelmon_rejected_records_total", "counter",
-               "Records rejected as unusable, by reason (count).", ("model", "reason")),
-    MetricSpec("modelmon_column_bin_total", "counter",
-               "Values per reference bin: coarse bin index for numeric columns, category "
-               "(or __other__) for categorical ones (count).", (*COLUMN, "bin")),
-    MetricSpec("modelmon_column_missing_total", "counter",
-               "Missing values (absent, null or NaN) per column (count).", COLUMN),
-    MetricSpec("modelmon_column_out_of_range_total", "counter",
-               "Numeric values outside the reference [min, max], +/-inf included (count).",
-               COLUMN),
-    MetricSpec("modelmon_column_unseen_total", "counter",
-               "Categorical values never seen in the reference (count).", COLUMN),
-    MetricSpec("modelmon_column_type_errors_total", "counter",
-               "Values of the wrong type for the column, e.g. text in a numeric column "
-               "(count).", COLUMN),
-    MetricSpec("modelmon_unknown_fields_total", "counter",
-               "Feature keys that are no column of the model's reference (count).", ("model",)),
-    MetricSpec("modelmon_labels_total", "counter",
-               "Ground-truth labels received and joined to a prediction (count).", MODEL),
-    MetricSpec("modelmon_labeled_predictions_total", "counter",
-               "Predictions with a ground-truth label (count).", MODEL),
-    MetricSpec("modelmon_correct_predictions_total", "counter",
-               "Labeled predictions equal to their label (count).", MODEL),
-    MetricSpec("modelmon_confusion_total", "counter",
-               "Confusion matrix cells: labeled predictions by actual and predicted class "
-               "(count).", (*MODEL, "actual", "predicted")),
-    MetricSpec("modelmon_absolute_error", "summary",
-               "Absolute error |label - prediction| of labeled regression predictions "
-               "(label units).", MODEL),
-    MetricSpec("modelmon_squared_error", "summary",
-               "Squared error (label - prediction)^2 of labeled regression predictions "
-               "(label units squared).", MODEL),
-    MetricSpec("modelmon_label_delay_seconds", "histogram",
-               "Delay from a prediction to its label (seconds).", MODEL),
-    MetricSpec("modelmon_unmatched_labels_total", "counter",
-               "Labels that found no prediction within their waiting time (count).", ("model",)),
-    MetricSpec("modelmon_expired_predictions_total", "counter",
-               "Predictions that got no label within labels.ttl or were evicted by "
-               "labels.max_pending (count).", ("model",)),
-    MetricSpec("modelmon_prediction_latency_seconds", "histogram",
-               "Model latency reported by prediction records (seconds).", MODEL),
-    MetricSpec("modelmon_reference_bin_ratio", "gauge",
-               "Reference share of each bin (ratio, 0-1); pairs with "
-               "modelmon_column_bin_total.", (*COLUMN, "bin")),
+    MetricSpec("modelmon_events_total", "counter", "Prediction records accepted (count).", MODEL),
+    MetricSpec(
+        "modelmon_rejected_records_total",
+        "counter",
+        "Records rejected as unusable, by reason (count).",
+        ("model", "reason"),
+    ),
+    MetricSpec(
+        "modelmon_column_bin_total",
+        "counter",
+        "Values per reference bin: coarse bin index for numeric columns, category "
+        "(or __other__) for categorical ones (count).",
+        (*COLUMN, "bin"),
+    ),
+    MetricSpec(
+        "modelmon_column_missing_total",
+        "counter",
+        "Missing values (absent, null or NaN) per column (count).",
+        COLUMN,
+    ),
+    MetricSpec(
+        "modelmon_column_out_of_range_total",
+        "counter",
+        "Numeric values outside the reference [min, max], +/-inf included (count).",
+        COLUMN,
+    ),
+    MetricSpec(
+        "modelmon_column_unseen_total",
+        "counter",
+        "Categorical values never seen in the reference (count).",
+        COLUMN,
+    ),
+    MetricSpec(
+        "modelmon_column_type_errors_total",
+        "counter",
+        "Values of the wrong type for the column, e.g. text in a numeric column (count).",
+        COLUMN,
+    ),
+    MetricSpec(
+        "modelmon_unknown_fields_total",
+        "counter",
+        "Feature keys that are no column of the model's reference (count).",
+        ("model",),
+    ),
+    MetricSpec(
+        "modelmon_labels_total",
+        "counter",
+        "Ground-truth labels received and joined to a prediction (count).",
+        MODEL,
+    ),
+    MetricSpec(
+        "modelmon_labeled_predictions_total",
+        "counter",
+        "Predictions with a ground-truth label (count).",
+        MODEL,
+    ),
+    MetricSpec(
+        "modelmon_correct_predictions_total",
+        "counter",
+        "Labeled predictions equal to their label (count).",
+        MODEL,
+    ),
+    MetricSpec(
+        "modelmon_confusion_total",
+        "counter",
+        "Confusion matrix cells: labeled predictions by actual and predicted class (count).",
+        (*MODEL, "actual", "predicted"),
+    ),
+    MetricSpec(
+        "modelmon_absolute_error",
+        "summary",
+        "Absolute error |label - prediction| of labeled regression predictions (label units).",
+        MODEL,
+    ),
+    MetricSpec(
+        "modelmon_squared_error",
+        "summary",
+        "Squared error (label - prediction)^2 of labeled regression predictions "
+        "(label units squared).",
+        MODEL,
+    ),
+    MetricSpec(
+        "modelmon_label_delay_seconds",
+        "histogram",
+        "Delay from a prediction to its label (seconds).",
+        MODEL,
+    ),
+    MetricSpec(
+        "modelmon_unmatched_labels_total",
+        "counter",
+        "Labels that found no prediction within their waiting time (count).",
+        ("model",),
+    ),
+    MetricSpec(
+        "modelmon_expired_predictions_total",
+        "counter",
+        "Predictions that got no label within labels.ttl or were evicted by "
+        "labels.max_pending (count).",
+        ("model",),
+    ),
+    MetricSpec(
+        "modelmon_prediction_latency_seconds",
+        "histogram",
+        "Model latency reported by prediction records (seconds).",
+        MODEL,
+    ),
+    MetricSpec(
+        "modelmon_reference_bin_ratio",
+        "gauge",
+        "Reference share of each bin (ratio, 0-1); pairs with modelmon_column_bin_total.",
+        (*COLUMN, "bin"),
+    ),
     # --- computed over sliding windows ---------------------------------------------------
-    _drift("psi", "Population stability index of the window against the reference, over "
-           "coarse bins, shares floored at 1e-4 (dimensionless)."),
-    _drift("jensen_shannon", "Jensen-Shannon distance, base 2, of the window against the "
-           "reference over coarse bins or categories (0-1)."),
-    _drift("ks", "Kolmogorov-Smirnov statistic: max difference of cumulative shares over "
-           "fine bin edges (0-1)."),
+    _drift(
+        "psi",
+        "Population stability index of the window against the reference, over "
+        "coarse bins, shares floored at 1e-4 (dimensionless).",
+    ),
+    _drift(
+        "jensen_shannon",
+        "Jensen-Shannon distance, base 2, of the window against the "
+        "reference over coarse bins or categories (0-1).",
+    ),
+    _drift(
+        "ks",
+        "Kolmogorov-Smirnov statistic: max difference of cumulative shares over "
+        "fine bin edges (0-1).",
+    ),
     _drift("ks_pvalue", "Two-sample asymptotic p-value of the KS statistic (probability)."),
-    _drift("wasserstein", "Wasserstein-1 distance divided by max(reference std, 0.001) "
-           "(reference standard deviations)."),
-    _drift("chi2_pvalue", "Chi-square goodness-of-fit p-value of window category counts "
-           "against reference shares (probability)."),
-    _drift("detected", "1 when the column drifted by its configured method and threshold, "
-           "else 0."),
-    MetricSpec("modelmon_dataset_drift_share", "gauge",
-               "Share of features that drifted in the window (ratio, 0-1).", WINDOWED),
-    MetricSpec("modelmon_dataset_drift_detected", "gauge",
-               "1 when the drifted share of features reaches drift.share, else 0.", WINDOWED),
-    MetricSpec("modelmon_window_events", "gauge",
-               "Prediction records in the sliding window (count).", WINDOWED),
-    MetricSpec("modelmon_accuracy", "gauge",
-               "Accuracy of labeled predictions in the window, by label arrival (ratio).",
-               WINDOWED),
-    MetricSpec("modelmon_precision", "gauge", "Precision per class in the window (ratio).",
-               (*WINDOWED, "class")),
-    MetricSpec("modelmon_recall", "gauge", "Recall per class in the window (ratio).",
-               (*WINDOWED, "class")),
-    MetricSpec("modelmon_f1", "gauge", "F1 score per class in the window (ratio).",
-               (*WINDOWED, "class")),
-    MetricSpec("modelmon_roc_auc", "gauge",
-               "ROC AUC of binary scores in the window, from binned scores (ratio).", WINDOWED),
-    MetricSpec("modelmon_log_loss", "gauge",
-               "Mean log loss of scores in the window (nats).", WINDOWED),
-    MetricSpec("modelmon_brier_score", "gauge",
-               "Brier score of scores in the window (mean squared probability error).",
-               WINDOWED),
-    MetricSpec("modelmon_mae", "gauge",
-               "Mean absolute error in the window (label units).", WINDOWED),
-    MetricSpec("modelmon_rmse", "gauge",
-               "Root mean squared error in the window (label units).", WINDOWED),
-    MetricSpec("modelmon_mape", "gauge",
-               "Mean absolute percentage error in the window (ratio, 0.1 = 10%).", WINDOWED),
-    MetricSpec("modelmon_estimated_accuracy", "gauge",
-               "Accuracy estimated from calibrated scores before labels arrive, by "
-               "prediction time (ratio).", WINDOWED),
-    MetricSpec("modelmon_estimated_roc_auc", "gauge",
-               "ROC AUC estimated from calibrated scores before labels arrive (ratio).",
-               WINDOWED),
-    MetricSpec("modelmon_reference_accuracy", "gauge",
-               "Accuracy on the reference data (ratio).", MODEL),
-    MetricSpec("modelmon_reference_roc_auc", "gauge",
-               "ROC AUC on the reference data (ratio).", MODEL),
-    MetricSpec("modelmon_reference_log_loss", "gauge",
-               "Log loss on the reference data (nats).", MODEL),
-    MetricSpec("modelmon_reference_brier_score", "gauge",
-               "Brier score on the reference data.", MODEL),
-    MetricSpec("modelmon_reference_mae", "gauge",
-               "Mean absolute error on the reference data (label units).", MODEL),
-    MetricSpec("modelmon_reference_rmse", "gauge",
-               "Root mean squared error on the reference data (label units).", MODEL),
-    MetricSpec("modelmon_reference_mape", "gauge",
-               "Mean absolute percentage error on the reference data (ratio).", MODEL),
-    MetricSpec("modelmon_pending_predictions", "gauge",
-               "Predictions waiting for their label (count).", ("model",)),
+    _drift(
+        "wasserstein",
+        "Wasserstein-1 distance divided by max(reference std, 0.001) "
+        "(reference standard deviations).",
+    ),
+    _drift(
+        "chi2_pvalue",
+        "Chi-square goodness-of-fit p-value of window category counts "
+        "against reference shares (probability).",
+    ),
+    _drift("detected", "1 when the column drifted by its configured method and threshold, else 0."),
+    MetricSpec(
+        "modelmon_dataset_drift_share",
+        "gauge",
+        "Share of features that drifted in the window (ratio, 0-1).",
+        WINDOWED,
+    ),
+    MetricSpec(
+        "modelmon_dataset_drift_detected",
+        "gauge",
+        "1 when the drifted share of features reaches drift.share, else 0.",
+        WINDOWED,
+    ),
+    MetricSpec(
+        "modelmon_window_events",
+        "gauge",
+        "Prediction records in the sliding window (count).",
+        WINDOWED,
+    ),
+    MetricSpec(
+        "modelmon_accuracy",
+        "gauge",
+        "Accuracy of labeled predictions in the window, by label arrival (ratio).",
+        WINDOWED,
+    ),
+    MetricSpec(
+        "modelmon_precision",
+        "gauge",
+        "Precision per class in the window (ratio).",
+        (*WINDOWED, "class"),
+    ),
+    MetricSpec(
+        "modelmon_recall", "gauge", "Recall per class in the window (ratio).", (*WINDOWED, "class")
+    ),
+    MetricSpec(
+        "modelmon_f1", "gauge", "F1 score per class in the window (ratio).", (*WINDOWED, "class")
+    ),
+    MetricSpec(
+        "modelmon_roc_auc",
+        "gauge",
+        "ROC AUC of binary scores in the window, from binned scores (ratio).",
+        WINDOWED,
+    ),
+    MetricSpec(
+        "modelmon_log_loss", "gauge", "Mean log loss of scores in the window (nats).", WINDOWED
+    ),
+    MetricSpec(
+        "modelmon_brier_score",
+        "gauge",
+        "Brier score of scores in the window (mean squared probability error).",
+        WINDOWED,
+    ),
+    MetricSpec(
+        "modelmon_mae", "gauge", "Mean absolute error in the window (label units).", WINDOWED
+    ),
+    MetricSpec(
+        "modelmon_rmse", "gauge", "Root mean squared error in the window (label units).", WINDOWED
+    ),
+    MetricSpec(
+        "modelmon_mape",
+        "gauge",
+        "Mean absolute percentage error in the window (ratio, 0.1 = 10%).",
+        WINDOWED,
+    ),
+    MetricSpec(
+        "modelmon_estimated_accuracy",
+        "gauge",
+        "Accuracy estimated from calibrated scores before labels arrive, by "
+        "prediction time (ratio).",
+        WINDOWED,
+    ),
+    MetricSpec(
+        "modelmon_estimated_roc_auc",
+        "gauge",
+        "ROC AUC estimated from calibrated scores before labels arrive (ratio).",
+        WINDOWED,
+    ),
+    MetricSpec(
+        "modelmon_reference_accuracy", "gauge", "Accuracy on the reference data (ratio).", MODEL
+    ),
+    MetricSpec(
+        "modelmon_reference_roc_auc", "gauge", "ROC AUC on the reference data (ratio).", MODEL
+    ),
+    MetricSpec(
+        "modelmon_reference_log_loss", "gauge", "Log loss on the reference data (nats).", MODEL
+    ),
+    MetricSpec(
+        "modelmon_reference_brier_score", "gauge", "Brier score on the reference data.", MODEL
+    ),
+    MetricSpec(
+        "modelmon_reference_mae",
+        "gauge",
+        "Mean absolute error on the reference data (label units).",
+        MODEL,
+    ),
+    MetricSpec(
+        "modelmon_reference_rmse",
+        "gauge",
+        "Root mean squared error on the reference data (label units).",
+        MODEL,
+    ),
+    MetricSpec(
+        "modelmon_reference_mape",
+        "gauge",
+        "Mean absolute percentage error on the reference data (ratio).",
+        MODEL,
+    ),
+    MetricSpec(
+        "modelmon_pending_predictions",
+        "gauge",
+        "Predictions waiting for their label (count).",
+        ("model",),
+    ),
     # --- resources -------------------------------------------------------------------------
-    MetricSpec("modelmon_model_process_cpu_seconds_total", "counter",
-               "CPU time of the model process and its children, user plus system (seconds).",
-               ()),
-    MetricSpec("modelmon_model_process_resident_memory_bytes", "gauge",
-               "Resident memory of the model process and its children (bytes).", ()),
-    MetricSpec("modelmon_model_process_threads", "gauge",
-               "Threads of the model process and its children (count).", ()),
-    MetricSpec("modelmon_model_process_open_fds", "gauge",
-               "Open file descriptors of the model process and its children (count).", ()),
-    MetricSpec("modelmon_gpu_utilization_ratio", "gauge",
-               "GPU busy share over the last sample period (ratio, 0-1).", GPU),
+    MetricSpec(
+        "modelmon_model_process_cpu_seconds_total",
+        "counter",
+        "CPU time of the model process and its children, user plus system (seconds).",
+        (),
+    ),
+    MetricSpec(
+        "modelmon_model_process_resident_memory_bytes",
+        "gauge",
+        "Resident memory of the model process and its children (bytes).",
+        (),
+    ),
+    MetricSpec(
+        "modelmon_model_process_threads",
+        "gauge",
+        "Threads of the model process and its children (count).",
+        (),
+    ),
+    MetricSpec(
+        "modelmon_model_process_open_fds",
+        "gauge",
+        "Open file descriptors of the model process and its children (count).",
+        (),
+    ),
+    MetricSpec(
+        "modelmon_gpu_utilization_ratio",
+        "gauge",
+        "GPU busy share over the last sample period (ratio, 0-1).",
+        GPU,
+    ),
     MetricSpec("modelmon_gpu_memory_used_bytes", "gauge", "GPU memory in use (bytes).", GPU),
     MetricSpec("modelmon_gpu_memory_total_bytes", "gauge", "GPU memory in all (bytes).", GPU),
-    MetricSpec("modelmon_gpu_temperature_celsius", "gauge",
-               "GPU core temperature (degrees Celsius).", GPU),
+    MetricSpec(
+        "modelmon_gpu_temperature_celsius", "gauge", "GPU core temperature (degrees Celsius).", GPU
+    ),
     MetricSpec("modelmon_gpu_power_watts", "gauge", "GPU power draw (watts).", GPU),
-    MetricSpec("modelmon_gpu_energy_joules_total", "counter",
-               "GPU energy consumed since the driver loaded (joules).", GPU),
-    MetricSpec("modelmon_gpu_process_memory_used_bytes", "gauge",
-               "GPU memory used by a process of the model (bytes).", (*GPU, "pid")),
-    MetricSpec("modelmon_gpu_info", "gauge",
-               "GPU identity; value always 1.", (*GPU, "name", "driver_version")),
+    MetricSpec(
+        "modelmon_gpu_energy_joules_total",
+        "counter",
+        "GPU energy consumed since the driver loaded (joules).",
+        GPU,
+    ),
+    MetricSpec(
+        "modelmon_gpu_process_memory_used_bytes",
+        "gauge",
+        "GPU memory used by a process of the model (bytes).",
+        (*GPU, "pid"),
+    ),
+    MetricSpec(
+        "modelmon_gpu_info",
+        "gauge",
+        "GPU identity; value always 1.",
+        (*GPU, "name", "driver_version"),
+    ),
     # --- exporter health -------------------------------------------------------------------
-    MetricSpec("modelmon_collector_success", "gauge",
-               "1 when the collector's last run succeeded, else 0.", ("collector",)),
-    MetricSpec("modelmon_collector_duration_seconds", "gauge",
-               "Duration of the collector's last run (seconds).", ("collector",)),
+    MetricSpec(
+        "modelmon_collector_success",
+        "gauge",
+        "1 when the collector's last run succeeded, else 0.",
+        ("collector",),
+    ),
+    MetricSpec(
+        "modelmon_collector_duration_seconds",
+        "gauge",
+        "Duration of the collector's last run (seconds).",
+        ("collector",),
+    ),
     MetricSpec("modelmon_build_info", "gauge", "modelmon build; value always 1.", ("version",)),
-    MetricSpec("modelmon_model_info", "gauge",
-               "A served model version; value always 1.", ("model", "version", "task", "reference")),
+    MetricSpec(
+        "modelmon_model_info",
+        "gauge",
+        "A served model version; value always 1.",
+        ("model", "version", "task", "reference"),
+    ),
 )
 
 BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in CATALOGUE}

@@ -32,18 +32,23 @@ def _csv_list(text: str) -> list[str]:
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "serve", help="run the exporter from a YAML config",
+        "serve",
+        help="run the exporter from a YAML config",
         description="Run the exporter: ingest prediction and label records over HTTP (and "
         "from tailed JSONL files) and expose /metrics. The config is validated at start-up.",
     )
     p.add_argument("--config", required=True, metavar="FILE", help="YAML config file")
-    p.add_argument("--listen", metavar="HOST:PORT",
-                   help="listen address; overrides the config's `listen` (default 0.0.0.0:9847)")
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="listen address; overrides the config's `listen` (default 0.0.0.0:9847)",
+    )
 
 
 def _add_profile(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "profile", help="build a reference profile from training data",
+        "profile",
+        help="build a reference profile from training data",
         description="Read CSV or JSON Lines files (Parquet with pyarrow) in one streaming pass "
         "and write the reference profile: frozen quantile bins of numeric columns, category "
         "shares, reference performance and the score calibration map. Every column that is "
@@ -51,38 +56,65 @@ def _add_profile(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="CSV, .jsonl or .parquet files")
     p.add_argument("--output", "-o", required=True, metavar="FILE", help="profile JSON to write")
-    p.add_argument("--task", choices=["binary_classification", "multiclass_classification",
-                                      "regression"], help="default: inferred from the data")
+    p.add_argument(
+        "--task",
+        choices=["binary_classification", "multiclass_classification", "regression"],
+        help="default: inferred from the data",
+    )
     p.add_argument("--prediction", metavar="COL", help="column holding the model's prediction")
     score = p.add_mutually_exclusive_group()
     score.add_argument("--score", metavar="COL", help="positive-class probability (binary)")
-    score.add_argument("--scores", type=_csv_list, default=[], metavar="COL,COL...",
-                       help="per-class probabilities (multiclass); class names are the column "
-                       "names less their common prefix")
+    score.add_argument(
+        "--scores",
+        type=_csv_list,
+        default=[],
+        metavar="COL,COL...",
+        help="per-class probabilities (multiclass); class names are the column "
+        "names less their common prefix",
+    )
     p.add_argument("--label", metavar="COL", help="ground-truth column")
     p.add_argument("--id", metavar="COL", help="record id column (not profiled)")
-    p.add_argument("--positive-class", metavar="CLASS",
-                   help="binary positive class (default: 1/true when present)")
-    p.add_argument("--categorical", type=_csv_list, default=[], metavar="COL,...",
-                   help="treat these columns as categorical even if numeric")
-    p.add_argument("--exclude", type=_csv_list, default=[], metavar="COL,...",
-                   help="columns to leave out")
+    p.add_argument(
+        "--positive-class",
+        metavar="CLASS",
+        help="binary positive class (default: 1/true when present)",
+    )
+    p.add_argument(
+        "--categorical",
+        type=_csv_list,
+        default=[],
+        metavar="COL,...",
+        help="treat these columns as categorical even if numeric",
+    )
+    p.add_argument(
+        "--exclude", type=_csv_list, default=[], metavar="COL,...", help="columns to leave out"
+    )
     p.add_argument("--bins", type=int, default=10, help="coarse bins B (default 10)")
     p.add_argument("--fine-bins", type=int, default=100, help="fine bins F (default 100)")
 
 
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "demo", help="serve a synthetic model with live, drifting traffic",
+        "demo",
+        help="serve a synthetic model with live, drifting traffic",
         description="Build a synthetic reference, serve it, and send live traffic (predictions "
         "and delayed labels) that drifts after a minute, so the drift gauges visibly move.",
     )
-    p.add_argument("--listen", default="0.0.0.0:9847", metavar="HOST:PORT",
-                   help="listen address (default 0.0.0.0:9847)")
+    p.add_argument(
+        "--listen",
+        default="0.0.0.0:9847",
+        metavar="HOST:PORT",
+        help="listen address (default 0.0.0.0:9847)",
+    )
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
     p.add_argument("--rate", type=float, default=40.0, help="predictions per second (default 40)")
-    p.add_argument("--drift-after", type=float, default=60.0, metavar="SECONDS",
-                   help="seconds of stationary traffic before the drift (default 60)")
+    p.add_argument(
+        "--drift-after",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds of stationary traffic before the drift (default 60)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,8 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"modelmon {__version__}")
-    parser.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"], help="default: info")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="default: info",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve(sub)
     _add_profile(sub)
@@ -140,13 +176,22 @@ def _profile(args: argparse.Namespace) -> int:
     from modelmon.profiling.readers import DataError
 
     roles = Roles(
-        prediction=args.prediction, score=args.score, scores=args.scores, label=args.label,
-        id=args.id, categorical=set(args.categorical), exclude=set(args.exclude),
+        prediction=args.prediction,
+        score=args.score,
+        scores=args.scores,
+        label=args.label,
+        id=args.id,
+        categorical=set(args.categorical),
+        exclude=set(args.exclude),
     )
     try:
         profile = build_profile(
-            args.data, roles, task=args.task, positive_class=args.positive_class,
-            coarse_bins=args.bins, fine_bins=args.fine_bins,
+            args.data,
+            roles,
+            task=args.task,
+            positive_class=args.positive_class,
+            coarse_bins=args.bins,
+            fine_bins=args.fine_bins,
         )
         profile.save(args.output)
     except (DataError, ValueError) as exc:
@@ -156,8 +201,11 @@ def _profile(args: argparse.Namespace) -> int:
         log.error("%s: %s", exc.filename or args.output, exc.strerror)
         return 2
     features = len(profile.role_columns("feature"))
-    print(f"modelmon profile: wrote {args.output}: {profile.rows:,} rows, {features} features, "
-          f"task {profile.task}, quantiles {profile.quantiles}", file=sys.stderr)
+    print(
+        f"modelmon profile: wrote {args.output}: {profile.rows:,} rows, {features} features, "
+        f"task {profile.task}, quantiles {profile.quantiles}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -171,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=args.log_level.upper(), stream=sys.stderr,
+        level=args.log_level.upper(),
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     handlers = {"serve": _serve, "profile": _profile, "demo": _demo}

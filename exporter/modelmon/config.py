@@ -92,7 +92,6 @@ class Limits:
     max_decompressed_bytes: int = 64 * 1024 * 1024
     max_records: int = 100_000
     max_category_length: int = 256
-    max_json_depth: int = 32
     max_inflight: int = 4
     request_timeout: float = 30.0
 
@@ -193,7 +192,9 @@ def _drift(raw: Any, path: str) -> DriftConfig:
     if share > 1:
         raise ConfigError(f"{path}.share: expected a share between 0 and 1, got {share}")
     columns: dict[str, ColumnDrift] = {}
-    for name, spec in _mapping(d.get("columns"), f"{path}.columns", set(d.get("columns") or {})).items():
+    for name, spec in _mapping(
+        d.get("columns"), f"{path}.columns", set(d.get("columns") or {})
+    ).items():
         cpath = f"{path}.columns.{name}"
         c = _mapping(spec, cpath, {"method", "threshold"})
         cthreshold = c.get("threshold")
@@ -218,8 +219,16 @@ def _windows(raw: Any, path: str) -> tuple[Window, ...]:
 
 
 MODEL_KEYS = {
-    "name", "task", "version", "reference", "positive_class", "windows",
-    "min_window_events", "max_versions", "drift", "labels",
+    "name",
+    "task",
+    "version",
+    "reference",
+    "positive_class",
+    "windows",
+    "min_window_events",
+    "max_versions",
+    "drift",
+    "labels",
 }
 
 
@@ -253,8 +262,12 @@ def _model(raw: Any, path: str, base: Path) -> ModelConfig:
         labels=LabelsConfig(
             ttl=_duration(labels.get("ttl", "7d"), f"{path}.labels.ttl"),
             max_pending=int(
-                _number(labels.get("max_pending", 1_000_000), f"{path}.labels.max_pending",
-                        minimum=1, integer=True)
+                _number(
+                    labels.get("max_pending", 1_000_000),
+                    f"{path}.labels.max_pending",
+                    minimum=1,
+                    integer=True,
+                )
             ),
         ),
     )
@@ -271,7 +284,9 @@ def _collectors(raw: Any, path: str) -> CollectorsConfig:
         process = ProcessConfig(
             pid=None if pid is None else int(_number(pid, f"{path}.process.pid", integer=True)),
             name=None if p.get("name") is None else _text(p["name"], f"{path}.process.name"),
-            cmdline=None if p.get("cmdline") is None else _text(p["cmdline"], f"{path}.process.cmdline"),
+            cmdline=None
+            if p.get("cmdline") is None
+            else _text(p["cmdline"], f"{path}.process.cmdline"),
         )
     gpu = c.get("gpu", "auto")
     gpu = {True: "true", False: "false"}.get(gpu, gpu)
@@ -305,13 +320,23 @@ def _sources(raw: Any, path: str, models: set[str], base: Path) -> tuple[SourceC
         model = _text(src.get("model"), f"{spath}.model")
         if model not in models:
             raise ConfigError(f"{spath}.model: {model!r} is not a configured model")
-        out.append(SourceConfig("jsonl", str(base / _text(src.get("path"), f"{spath}.path")), model))
+        out.append(
+            SourceConfig("jsonl", str(base / _text(src.get("path"), f"{spath}.path")), model)
+        )
     return tuple(out)
 
 
 TOP_KEYS = {
-    "listen", "state_dir", "auth", "tls", "limits", "models", "sources", "collectors",
-    "refresh_interval", "checkpoint_interval",
+    "listen",
+    "state_dir",
+    "auth",
+    "tls",
+    "limits",
+    "models",
+    "sources",
+    "collectors",
+    "refresh_interval",
+    "checkpoint_interval",
 }
 
 
@@ -324,7 +349,9 @@ def config_from_dict(raw: Any, base: Path = Path(".")) -> Config:
     models = tuple(_model(m, f"models[{i}]", base) for i, m in enumerate(models_raw))
     names = [m.name for m in models]
     if len(set(names)) != len(names):
-        raise ConfigError(f"models: duplicate model names {sorted({n for n in names if names.count(n) > 1})}")
+        raise ConfigError(
+            f"models: duplicate model names {sorted({n for n in names if names.count(n) > 1})}"
+        )
     listen = top.get("listen", DEFAULT_LISTEN)
     parse_listen(listen)
     auth = _mapping(top.get("auth"), "auth", {"token_file", "protect_metrics"})
@@ -337,12 +364,18 @@ def config_from_dict(raw: Any, base: Path = Path(".")) -> Config:
         listen=str(listen),
         state_dir=None if state_dir is None else base / _text(state_dir, "state_dir"),
         auth=AuthConfig(
-            token_file=None if auth.get("token_file") is None else base / _text(auth["token_file"], "auth.token_file"),
+            token_file=None
+            if auth.get("token_file") is None
+            else base / _text(auth["token_file"], "auth.token_file"),
             protect_metrics=bool(auth.get("protect_metrics", False)),
         ),
         tls=TlsConfig(
-            cert_file=None if not tls.get("cert_file") else base / _text(tls["cert_file"], "tls.cert_file"),
-            key_file=None if not tls.get("key_file") else base / _text(tls["key_file"], "tls.key_file"),
+            cert_file=None
+            if not tls.get("cert_file")
+            else base / _text(tls["cert_file"], "tls.cert_file"),
+            key_file=None
+            if not tls.get("key_file")
+            else base / _text(tls["key_file"], "tls.key_file"),
         ),
         limits=_limits(top.get("limits"), "limits"),
         sources=_sources(top.get("sources"), "sources", set(names), base),

@@ -46,17 +46,26 @@ def synthetic_rows(rng: np.random.Generator, n: int, drifted: bool = False) -> l
     country = rng.choice(COUNTRIES, n, p=DRIFTED_SHARES if drifted else COUNTRY_SHARES)
     employment = rng.choice(EMPLOYMENT, n, p=EMPLOYMENT_SHARES)
     logit = (
-        -0.03 * (age - 40) - 1.1 * (np.log(income) - 10.8) - 0.012 * (credit - 640)
-        + 4.0 * (debt - 0.28) + 0.8 * (employment == "student") - 1.0
+        -0.03 * (age - 40)
+        - 1.1 * (np.log(income) - 10.8)
+        - 0.012 * (credit - 640)
+        + 4.0 * (debt - 0.28)
+        + 0.8 * (employment == "student")
+        - 1.0
     )
     score = 1.0 / (1.0 + np.exp(-logit))
     label = (rng.random(n) < score).astype(int)
     return [
         {
-            "age": float(age[i]), "income": float(income[i]), "credit_score": float(credit[i]),
-            "debt_ratio": float(debt[i]), "country": str(country[i]),
-            "employment": str(employment[i]), "score": round(float(score[i]), 4),
-            "prediction": int(score[i] >= 0.5), "label": int(label[i]),
+            "age": float(age[i]),
+            "income": float(income[i]),
+            "credit_score": float(credit[i]),
+            "debt_ratio": float(debt[i]),
+            "country": str(country[i]),
+            "employment": str(employment[i]),
+            "score": round(float(score[i]), 4),
+            "prediction": int(score[i] >= 0.5),
+            "label": int(label[i]),
         }
         for i in range(n)
     ]
@@ -78,22 +87,30 @@ def demo_config(directory: Path, listen: str) -> dict[str, Any]:
         "listen": listen,
         "state_dir": str(directory / "state"),
         "refresh_interval": "1s",
-        "models": [{
-            "name": "credit-risk",
-            "version": "v1",
-            "reference": "credit-risk.profile.json",
-            "windows": ["5m", "1h", "1d"],
-            "min_window_events": 100,
-            "labels": {"ttl": "1h"},
-        }],
+        "models": [
+            {
+                "name": "credit-risk",
+                "version": "v1",
+                "reference": "credit-risk.profile.json",
+                "windows": ["5m", "1h", "1d"],
+                "min_window_events": 100,
+                "labels": {"ttl": "1h"},
+            }
+        ],
     }
 
 
 class Traffic:
     """Posts predictions (and, after a delay, their labels) to the demo exporter."""
 
-    def __init__(self, url: str, rate: float, drift_after: float, seed: int = 11,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        url: str,
+        rate: float,
+        drift_after: float,
+        seed: int = 11,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.url = url.rstrip("/")
         self.rate = rate
         self.drift_after = drift_after
@@ -127,18 +144,28 @@ class Traffic:
         for row in rows:
             self.sent += 1
             rid = f"demo-{self.sent}"
-            features = {k: row[k] for k in ("age", "income", "credit_score", "debt_ratio",
-                                             "country", "employment")}
+            features = {
+                k: row[k]
+                for k in ("age", "income", "credit_score", "debt_ratio", "country", "employment")
+            }
             latency = float(self.rng.gamma(2.0, 0.004))
-            records.append({"id": rid, "timestamp": now, "features": features,
-                            "prediction": row["prediction"], "score": row["score"],
-                            "latency_seconds": round(latency, 5)})
+            records.append(
+                {
+                    "id": rid,
+                    "timestamp": now,
+                    "features": features,
+                    "prediction": row["prediction"],
+                    "score": row["score"],
+                    "latency_seconds": round(latency, 5),
+                }
+            )
             label = row["label"]
             if self.drifting and self.rng.random() < 0.3:
                 label = 1 - row["prediction"]  # the drifted population is harder to predict
             self.pending.append((now + LABEL_DELAY_SECONDS, rid, label))
-        self.session.post(f"{self.url}/v1/models/credit-risk/predictions", json=records,
-                          timeout=10).raise_for_status()
+        self.session.post(
+            f"{self.url}/v1/models/credit-risk/predictions", json=records, timeout=10
+        ).raise_for_status()
 
     def _post_due_labels(self) -> None:
         now = self.clock()
@@ -150,8 +177,13 @@ class Traffic:
             self.session.post(f"{self.url}/v1/models/credit-risk/labels", json=due, timeout=10)
 
 
-def run_demo(listen: str, duration: float | None, rate: float = 40.0,
-             drift_after: float = 60.0, out: Callable[[str], None] = print) -> int:
+def run_demo(
+    listen: str,
+    duration: float | None,
+    rate: float = 40.0,
+    drift_after: float = 60.0,
+    out: Callable[[str], None] = print,
+) -> int:
     with tempfile.TemporaryDirectory(prefix="modelmon-demo-") as tmp:
         directory = Path(tmp)
         reference = write_reference(directory)
@@ -163,8 +195,9 @@ def run_demo(listen: str, duration: float | None, rate: float = 40.0,
         host, port = exporter.start()
         shown = "localhost" if host in ("0.0.0.0", "::") else host
         url = f"http://{shown}:{port}"
-        traffic = Traffic(f"http://127.0.0.1:{port}" if host in ("0.0.0.0", "::") else url,
-                          rate, drift_after)
+        traffic = Traffic(
+            f"http://127.0.0.1:{port}" if host in ("0.0.0.0", "::") else url, rate, drift_after
+        )
         thread = threading.Thread(target=traffic.run, name="modelmon-demo-traffic", daemon=True)
         thread.start()
         out(_banner(url, drift_after, duration))

@@ -155,8 +155,10 @@ class _Families(dict[str, Metric]):
 
 def _counters(monitor: ModelMonitor, out: _Families) -> None:
     with monitor.lock:
-        states = {v: (s.cumulative.copy(), s.latency_buckets.copy(), s.latency_sum)
-                  for v, s in monitor.versions.items()}
+        states = {
+            v: (s.cumulative.copy(), s.latency_buckets.copy(), s.latency_sum)
+            for v, s in monitor.versions.items()
+        }
         rejected = dict(monitor.rejected)
         unknown = monitor.unknown_fields
     model = monitor.name
@@ -187,7 +189,9 @@ def _latency(out: _Families, model: str, version: str, counts: np.ndarray, total
         s = spec(name)
         out[name] = HistogramMetricFamily(s.family, s.help, labels=s.labels)
     cumulative = np.cumsum(counts)
-    buckets = [(repr(float(b)), float(c)) for b, c in zip(LATENCY_BUCKETS, cumulative, strict=False)]
+    buckets = [
+        (repr(float(b)), float(c)) for b, c in zip(LATENCY_BUCKETS, cumulative, strict=False)
+    ]
     buckets.append(("+Inf", float(cumulative[-1])))
     out[name].add_metric([model, version], buckets, total)  # type: ignore[attr-defined]
 

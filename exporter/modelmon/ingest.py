@@ -123,13 +123,17 @@ def parse_predictions(
             if type(rec) is InvalidLine:
                 result.reject(i, "invalid_json", rec.message)
                 continue
-            result.reject(i, "not_an_object", f"record: expected a JSON object, got "
-                          f"{_json_type(rec)}")
+            result.reject(
+                i, "not_an_object", f"record: expected a JSON object, got {_json_type(rec)}"
+            )
             continue
         feats = rec.get("features")
         if type(feats) is not dict:
-            result.reject(i, "invalid_features", "features: expected a JSON object of "
-                          f"feature values, got {_json_type(feats)}")
+            result.reject(
+                i,
+                "invalid_features",
+                f"features: expected a JSON object of feature values, got {_json_type(feats)}",
+            )
             continue
         try:
             ts = _timestamp(rec.get("timestamp"), now)
@@ -149,8 +153,11 @@ def parse_predictions(
         pred = rec.get("prediction")
         if pred is not None and not _prediction_ok(pred, regression):
             kind = "a number" if regression else "a class (string, number or boolean)"
-            result.reject(i, "invalid_prediction", f"prediction: expected {kind} for this "
-                          f"model's task, got {_json_type(pred)}")
+            result.reject(
+                i,
+                "invalid_prediction",
+                f"prediction: expected {kind} for this model's task, got {_json_type(pred)}",
+            )
             continue
         label = rec.get("label")
         if label is not None and not _prediction_ok(label, regression):
@@ -177,8 +184,15 @@ def _prediction_ok(value: Any, regression: bool) -> bool:
 
 
 def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-             int: "a number", float: "a number", type(None): "null"}
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 

@@ -41,7 +41,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 VERSION_IDLE_SECONDS = 600.0
 
 
-class ProfileMismatch(ValueError):
+class ProfileMismatchError(ValueError):
     """The config and the profile disagree (task, columns in overrides)."""
 
 
@@ -72,9 +72,9 @@ def resolve_rules(
     rules: dict[tuple[str, str], drift.Rule] = {}
     methods: dict[tuple[str, str], str] = {}
     names = {s.column.name for s in layout.columns}
-    for name, override in config.drift.columns.items():
+    for name in config.drift.columns:
         if name not in names:
-            raise ProfileMismatch(
+            raise ProfileMismatchError(
                 f"models[{config.name}].drift.columns.{name}: no such column in the profile"
             )
     for slots in layout.columns:
@@ -84,12 +84,14 @@ def resolve_rules(
         method = override.method if override else config.drift.method
         threshold = override.threshold if override else config.drift.threshold
         if override and method != "auto" and not drift.applies(method, categorical):
-            raise ProfileMismatch(
+            raise ProfileMismatchError(
                 f"drift.columns.{col.name}.method: {method!r} does not apply to a "
                 f"{'categorical' if categorical else 'numeric'} column"
             )
-        chosen = method if method != "auto" and drift.applies(method, categorical) else (
-            drift.auto_method(categorical, col.values)
+        chosen = (
+            method
+            if method != "auto" and drift.applies(method, categorical)
+            else (drift.auto_method(categorical, col.values))
         )
         rules[(col.role, col.name)] = drift.resolve_rule(method, threshold, categorical, col.values)
         methods[(col.role, col.name)] = chosen
@@ -108,7 +110,7 @@ class ModelMonitor:
         clock: Callable[[], float] = time.time,
     ) -> None:
         if config.task is not None and config.task != profile.task:
-            raise ProfileMismatch(
+            raise ProfileMismatchError(
                 f"models[{config.name}].task: {config.task!r} but the profile "
                 f"{config.reference} is for {profile.task!r}"
             )
@@ -150,9 +152,12 @@ class ModelMonitor:
                 state = self._version(version, now)
                 if state is None:
                     for r in rows:
-                        result.reject(batch.indices[r], "too_many_versions",
-                                      f"version: {version!r} would exceed max_versions="
-                                      f"{self.config.max_versions} active versions")
+                        result.reject(
+                            batch.indices[r],
+                            "too_many_versions",
+                            f"version: {version!r} would exceed max_versions="
+                            f"{self.config.max_versions} active versions",
+                        )
                     result.accepted -= len(rows)
                     continue
                 self._add(state, sub, now)
@@ -185,9 +190,7 @@ class ModelMonitor:
     def new_version_state(self) -> VersionState:
         size = self.layout.size
         windows = {w.name: SlidingWindow(w.seconds, size) for w in self.config.windows}
-        return VersionState(
-            self.layout.zeros(), windows, np.zeros(len(LATENCY_BUCKETS) + 1)
-        )
+        return VersionState(self.layout.zeros(), windows, np.zeros(len(LATENCY_BUCKETS) + 1))
 
     def encode(self, batch: Batch) -> FloatArray:
         """The additive vector of a batch (all rows, whatever their time)."""

@@ -179,9 +179,7 @@ def profile_from_dict(body: Any, where: str = "profile") -> Profile:
         raise ProfileError(f"{where}: not a modelmon profile (expected format: {FORMAT!r})")
     version = body.get("format_version")
     if version != FORMAT_VERSION:
-        raise ProfileError(
-            f"{where}: format_version: expected {FORMAT_VERSION}, got {version!r}"
-        )
+        raise ProfileError(f"{where}: format_version: expected {FORMAT_VERSION}, got {version!r}")
     task = body.get("task")
     if task not in TASKS:
         raise ProfileError(f"{where}: task: {task!r} is not one of {', '.join(TASKS)}")

@@ -44,12 +44,14 @@ class Handler(BaseHTTPRequestHandler):
         self.timeout = self.server.exporter.config.limits.request_timeout
         super().setup()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
     # --- responses -----------------------------------------------------------------------
 
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -70,7 +72,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- GET -----------------------------------------------------------------------------
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         exporter = self.server.exporter
         if path == "/metrics":
@@ -81,8 +83,11 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, b"ok\n", "text/plain; charset=utf-8")
         elif path == "/readyz":
             ready = exporter.ready
-            self._send(200 if ready else 503, b"ready\n" if ready else b"not ready\n",
-                       "text/plain; charset=utf-8")
+            self._send(
+                200 if ready else 503,
+                b"ready\n" if ready else b"not ready\n",
+                "text/plain; charset=utf-8",
+            )
         elif path == "/v1/models":
             self._json(200, {"models": exporter.describe_models()})
         elif path == "/":
@@ -90,7 +95,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._error(404, f"no such path: {path}")
 
-    do_HEAD = do_GET
+    do_HEAD = do_GET  # noqa: N815 - the stdlib dispatches on this name
 
     def _metrics(self) -> None:
         encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
@@ -103,7 +108,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- POST ----------------------------------------------------------------------------
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+    def do_POST(self) -> None:
         exporter = self.server.exporter
         match = INGEST_PATH.match(self.path.split("?", 1)[0])
         if match is None:
@@ -114,8 +119,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         model, kind = match.group(1), match.group(2)
         if not exporter.has_model(model):
-            self._reject_body(404, f"model: {model[:100]!r} is not configured; "
-                              f"models: {', '.join(exporter.model_names())}")
+            self._reject_body(
+                404,
+                f"model: {model[:100]!r} is not configured; "
+                f"models: {', '.join(exporter.model_names())}",
+            )
             return
         try:
             records = self._records()
@@ -144,8 +152,11 @@ class Handler(BaseHTTPRequestHandler):
         if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token):
             return True
         self.close_connection = True
-        self._error(401, "Authorization: expected 'Bearer <token>'",
-                    {"WWW-Authenticate": 'Bearer realm="modelmon"'})
+        self._error(
+            401,
+            "Authorization: expected 'Bearer <token>'",
+            {"WWW-Authenticate": 'Bearer realm="modelmon"'},
+        )
         return False
 
     def _records(self) -> list[Any]:
@@ -158,14 +169,18 @@ class Handler(BaseHTTPRequestHandler):
             raise BodyError(411, "Content-Length: required")
         length = int(length_text)
         if length > limits.max_body_bytes:
-            raise BodyError(413, f"body: {length} bytes is over the limit of "
-                            f"{limits.max_body_bytes} bytes")
+            raise BodyError(
+                413, f"body: {length} bytes is over the limit of {limits.max_body_bytes} bytes"
+            )
         body = self._read(length)
         body = decompress(body, self.headers.get("Content-Encoding"), limits.max_decompressed_bytes)
         records = parse_records(body, kind)
         if len(records) > limits.max_records:
-            raise BodyError(413, f"body: {len(records)} records is over the limit of "
-                            f"{limits.max_records} per request")
+            raise BodyError(
+                413,
+                f"body: {len(records)} records is over the limit of "
+                f"{limits.max_records} per request",
+            )
         return records
 
     def _read(self, length: int) -> bytes:

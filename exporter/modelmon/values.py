@@ -67,9 +67,7 @@ def parse_timestamp(value: object) -> float:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         return moment.timestamp()
-    raise TimestampError(
-        f"expected Unix seconds or an RFC 3339 string, got {type(value).__name__}"
-    )
+    raise TimestampError(f"expected Unix seconds or an RFC 3339 string, got {type(value).__name__}")
 
 
 def parse_duration(text: object) -> float:

@@ -37,8 +37,11 @@ def add_baselines(
     actual_c = [_cls(v) for v in labels]
     predicted_c = [_cls(v) for v in data.get(roles.prediction or "", [None] * len(labels))]
     scores = _scores(profile, roles, data, score_names, len(labels))
-    keep = [i for i, (a, p) in enumerate(zip(actual_c, predicted_c, strict=True))
-            if a is not None and p is not None]
+    keep = [
+        i
+        for i, (a, p) in enumerate(zip(actual_c, predicted_c, strict=True))
+        if a is not None and p is not None
+    ]
     if not keep:
         return
     a = [actual_c[i] for i in keep]

@@ -177,7 +177,7 @@ def _categorical_column(acc: ColumnAccumulator, rows: int) -> ColumnProfile:
 
 def _score_names(columns: Sequence[str]) -> list[str]:
     """Class names of multiclass score columns: the columns less their common prefix."""
-    prefix = os.path.commonprefix(list(columns)) if len(columns) > 1 else ""
+    prefix = os.path.commonprefix(list(columns)) if len(columns) > 1 else ""  # noqa: RUF071 - a textual prefix is meant
     names = [c[len(prefix) :] for c in columns]
     if any(not n for n in names) or len(set(names)) != len(names):
         return list(columns)
@@ -252,7 +252,9 @@ def build_profile(
                     continue
                 if name not in accs:
                     forced_num = role == "score"
-                    accs[name] = ColumnAccumulator(name, role, name in roles.categorical, forced_num)
+                    accs[name] = ColumnAccumulator(
+                        name, role, name in roles.categorical, forced_num
+                    )
                 accs[name].update(chunk, values)
             baseline.update(chunk)
             rows += chunk.rows
@@ -260,16 +262,20 @@ def build_profile(
         finished += os.path.getsize(path)
     if rows == 0:
         raise DataError(f"{', '.join(paths)}: no data rows")
-    return _assemble(accs, roles, rows, task, positive_class, coarse_bins, fine_bins, paths,
-                     baseline)
+    return _assemble(
+        accs, roles, rows, task, positive_class, coarse_bins, fine_bins, paths, baseline
+    )
 
 
 def _check_roles(chunk: Chunk, roles: Roles) -> None:
     if chunk.first_line > 2:
         return
     wanted = {
-        "--prediction": [roles.prediction], "--score": [roles.score], "--scores": roles.scores,
-        "--label": [roles.label], "--id": [roles.id],
+        "--prediction": [roles.prediction],
+        "--score": [roles.score],
+        "--scores": roles.scores,
+        "--label": [roles.label],
+        "--id": [roles.id],
     }
     for option, names in wanted.items():
         for name in names:

@@ -78,7 +78,10 @@ def _csv_chunks(path: str, chunk_rows: int) -> Iterator[Chunk]:
                 raise DataError(f"{path}: line {reader.line_num + 1}: {exc}") from None
             if not rows:
                 return
-            columns = {name: list(values) for name, values in zip(header, zip(*rows))}
+            columns = {
+                name: list(values)
+                for name, values in zip(header, zip(*rows, strict=True), strict=True)
+            }
             yield Chunk(path, columns, len(rows), first, handle.tell())
 
 
@@ -112,8 +115,7 @@ def _jsonl_chunks(path: str, chunk_rows: int) -> Iterator[Chunk]:
                     raise DataError(f"{path}: line {line_no}: not valid JSON: {exc}") from None
                 if not isinstance(obj, dict):
                     raise DataError(
-                        f"{path}: line {line_no}: expected a JSON object, "
-                        f"got {type(obj).__name__}"
+                        f"{path}: line {line_no}: expected a JSON object, got {type(obj).__name__}"
                     )
                 row = _flatten(obj)
                 names.update(dict.fromkeys(row))

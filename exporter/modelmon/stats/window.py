@@ -100,8 +100,8 @@ class SlidingWindow:
         if state.get("length") != self.length or state.get("buckets") != self.buckets:
             return
         ids = np.asarray(state["ids"], dtype=np.int64)
-        sums = np.asarray(state["sums"], dtype=np.float64)
-        if sums.size and sums.shape[1] != self._sums.shape[1]:
+        sums = np.asarray(state["sums"], dtype=np.float64).reshape(-1, self._sums.shape[1])
+        if len(ids) != len(sums):
             return
         self._newest = int(state["newest"])  # type: ignore[call-overload]
         self._ids[:] = -1
