@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from prometheus_client.core import (
@@ -139,8 +140,8 @@ class ModelCollector:
                 yield from fn(monitor, readings)
 
 
-class _Families(dict[str, Metric]):
-    def get_family(self, name: str) -> Metric:
+class _Families(dict[str, Any]):
+    def get_family(self, name: str) -> Any:
         if name not in self:
             s = spec(name)
             self[name] = counter(name) if s.type == "counter" else gauge(name)
@@ -193,7 +194,7 @@ def _latency(out: _Families, model: str, version: str, counts: np.ndarray, total
         (repr(float(b)), float(c)) for b, c in zip(LATENCY_BUCKETS, cumulative, strict=False)
     ]
     buckets.append(("+Inf", float(cumulative[-1])))
-    out[name].add_metric([model, version], buckets, total)  # type: ignore[attr-defined]
+    out[name].add_metric([model, version], buckets, total)
 
 
 def _computed(monitor: ModelMonitor, readings: list[WindowReading], out: _Families) -> None:

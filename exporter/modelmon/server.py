@@ -41,7 +41,9 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "modelmon"
 
     def setup(self) -> None:
-        self.timeout = self.server.exporter.config.limits.request_timeout
+        # StreamRequestHandler applies this as the socket timeout: a slow client cannot
+        # hold a worker thread longer than the configured request timeout.
+        self.timeout = self.server.exporter.config.limits.request_timeout  # type: ignore[misc]
         super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -84,5 +84,6 @@ def _scores(
         return np.array([_num(v) for v in data[roles.score]])
     if roles.scores and all(c in data for c in roles.scores):
         by_class = {score_names[c]: [_num(v) for v in data[c]] for c in roles.scores}
-        return np.array([by_class.get(k, [float("nan")] * n) for k in profile.classes]).T
+        matrix = np.array([by_class.get(k, [float("nan")] * n) for k in profile.classes])
+        return np.asarray(matrix.T, dtype=np.float64)
     return None

@@ -270,10 +270,10 @@ def build_profile(
 def _check_roles(chunk: Chunk, roles: Roles) -> None:
     if chunk.first_line > 2:
         return
-    wanted = {
+    wanted: dict[str, list[str | None]] = {
         "--prediction": [roles.prediction],
         "--score": [roles.score],
-        "--scores": roles.scores,
+        "--scores": list(roles.scores),
         "--label": [roles.label],
         "--id": [roles.id],
     }
@@ -298,7 +298,9 @@ class _BaselineRows:
         if self.roles.label is None or self.rows >= MAX_BASELINE_ROWS:
             return
         take = min(chunk.rows, MAX_BASELINE_ROWS - self.rows)
-        names = [self.roles.label, self.roles.prediction, self.roles.score, *self.roles.scores]
+        names: list[str | None] = [
+            self.roles.label, self.roles.prediction, self.roles.score, *self.roles.scores
+        ]
         for name in names:
             if name is not None and name in chunk.columns:
                 self.data.setdefault(name, []).extend(chunk.columns[name][:take])

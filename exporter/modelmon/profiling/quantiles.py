@@ -26,8 +26,8 @@ class QuantileSketch:
         self.summary_size = summary_size
         self._parts: list[FloatArray] = []
         self._buffered = 0
-        self._points = np.empty(0)
-        self._weights = np.empty(0)
+        self._points: FloatArray = np.empty(0)
+        self._weights: FloatArray = np.empty(0)
         self.exact = True
 
     def update(self, values: FloatArray) -> None:
@@ -52,7 +52,8 @@ class QuantileSketch:
         w = np.bincount(group, weights=weights)
         s = np.bincount(group, weights=points * weights)
         keep = w > 0
-        self._points, self._weights = s[keep] / w[keep], w[keep]
+        self._points = (s[keep] / w[keep]).astype(np.float64)
+        self._weights = w[keep].astype(np.float64)
 
     def merge(self, other: QuantileSketch) -> None:
         """Add another sketch's values to this one."""
@@ -81,4 +82,4 @@ class QuantileSketch:
             return np.quantile(points, qs)
         # Weighted quantile: interpolate the cumulative weight at group midpoints.
         cum = np.cumsum(weights) - 0.5 * weights
-        return np.interp(np.asarray(qs) * weights.sum(), cum, points)
+        return np.asarray(np.interp(np.asarray(qs) * weights.sum(), cum, points), np.float64)

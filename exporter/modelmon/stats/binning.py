@@ -57,7 +57,7 @@ class ColumnSlots:
 
     @property
     def quality_offset(self) -> int:
-        return self.sums.stop
+        return int(self.sums.stop)
 
     @property
     def end(self) -> int:
@@ -71,9 +71,10 @@ class ColumnSlots:
         fine = vector[self.counts]
         if not self.numeric:
             return fine
-        return np.bincount(
+        coarse = np.bincount(
             self.fine_to_coarse, weights=fine, minlength=len(self.column.coarse_edges) + 1
         )
+        return coarse.astype(np.float64)
 
 
 def _slots(column: ColumnProfile, offset: int) -> ColumnSlots:
@@ -122,7 +123,9 @@ def encode_numeric(
     out[slots.sums] += np.bincount(idx, weights=present, minlength=slots.bins)
     outside = int(np.count_nonzero((present < col.min) | (present > col.max)))
     out[slots.quality("missing")] += int(np.count_nonzero(missing))
-    out[slots.quality("out_of_range")] += outside + (values.size - present.size - int(missing.sum()))
+    out[slots.quality("out_of_range")] += outside + (
+        values.size - present.size - int(missing.sum())
+    )
     out[slots.quality("type_errors")] += type_errors
 
 

@@ -24,7 +24,8 @@ def _shares(counts: npt.ArrayLike) -> FloatArray:
     total = arr.sum()
     if total <= 0:
         raise ValueError("counts: expected at least one observation")
-    return arr / total
+    shares: FloatArray = arr / total
+    return shares
 
 
 def population_stability_index(reference: npt.ArrayLike, window: npt.ArrayLike) -> float:
@@ -196,4 +197,3 @@ def resolve_rule(
         method, threshold = auto_method(categorical, reference_rows), None
     statistic, default, below = RULES[method]
     return Rule(statistic, default if threshold is None else float(threshold), below)
-

@@ -63,9 +63,7 @@ def column_statistics(slots: ColumnSlots, vector: FloatArray) -> dict[str, float
         out["ks_pvalue"] = drift.ks_pvalue(out["ks"], col.values, int(fine.sum()))
         ref_pts, ref_w = reference_points(slots)
         win_pts, win_w = window_points(slots, vector)
-        out["wasserstein"] = drift.wasserstein_normalized(
-            ref_pts, ref_w, win_pts, win_w, col.std
-        )
+        out["wasserstein"] = drift.wasserstein_normalized(ref_pts, ref_w, win_pts, win_w, col.std)
     return out
 
 

@@ -81,7 +81,8 @@ class SlidingWindow:
 
     def total(self) -> FloatArray:
         """The sum of every vector in the window (a copy)."""
-        return self._total.copy()
+        total: FloatArray = self._total.copy()
+        return total
 
     # --- checkpoints -------------------------------------------------------------------
 
