@@ -16,6 +16,7 @@ from modelmon.checkpoint import Checkpointer
 from modelmon.config import Config, parse_listen
 from modelmon.exposition import ModelCollector, Refresher
 from modelmon.ingest import IngestResult
+from modelmon.labels.store import LabelStore
 from modelmon.model import ModelMonitor
 from modelmon.profile import load_profile
 from modelmon.server import ExporterHTTPServer, serve_in_thread
@@ -48,6 +49,9 @@ class Exporter:
                 max_category_length=config.limits.max_category_length,
                 clock=clock,
             )
+        self.store = _label_store(config)
+        for monitor in self.monitors.values():
+            monitor.store = self.store
         self.token = _read_token(config.auth.token_file)
         self.registry = registry or CollectorRegistry(auto_describe=False)
         self.refresher = Refresher(
@@ -93,12 +97,7 @@ class Exporter:
         return self._monitor(model).ingest(records)
 
     def ingest_labels(self, model: str, records: Sequence[Any]) -> IngestResult:
-        monitor = self._monitor(model)
-        result = IngestResult()
-        for i, _ in enumerate(records):
-            result.reject(i, "labels_unsupported", "labels: this exporter build has no label store")
-        monitor.count_rejected("labels_unsupported", len(records))
-        return result
+        return self._monitor(model).ingest_labels(records)
 
     def count_rejected(self, model: str, reason: str, n: int = 1) -> None:
         self._monitor(model).count_rejected(reason, n)
@@ -166,6 +165,7 @@ class Exporter:
         self.refresher.stop()
         if self.checkpointer is not None:
             self.checkpointer.stop()  # a last checkpoint
+        self.store.close()
 
     def _drain_ingest(self, timeout: float = 10.0) -> None:
         """Wait for in-flight ingest requests by taking every ingest slot."""
@@ -183,6 +183,21 @@ class Exporter:
 
     def wait(self) -> None:
         self._stopped.wait()
+
+
+def _label_store(config: Config) -> LabelStore:
+    """One join store for every model: SQLite under state_dir, else in memory."""
+    path = None
+    if config.state_dir is not None:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        path = config.state_dir / "labels.sqlite"
+    first = config.models[0].labels
+    store = LabelStore(path, ttl_seconds=first.ttl, max_pending=first.max_pending)
+    for model in config.models:
+        store.set_limits(
+            model.name, ttl_seconds=model.labels.ttl, max_pending=model.labels.max_pending
+        )
+    return store
 
 
 def _read_token(path: Path | None) -> bytes | None:

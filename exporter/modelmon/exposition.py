@@ -20,15 +20,25 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
+    SummaryMetricFamily,
 )
 
 from modelmon import __version__
-from modelmon.catalogue import spec
+from modelmon.catalogue import BY_NAME, spec
+from modelmon.groundtruth import DELAY_BUCKETS
 from modelmon.model import LATENCY_BUCKETS, ModelMonitor, WindowReading
+from modelmon.profile import OTHER
 from modelmon.stats.binning import EVENTS_SLOT
+from modelmon.stats.performance import (
+    ClassificationPerformance,
+    PerformanceReading,
+    RegressionReading,
+)
 
 log = logging.getLogger(__name__)
 
+#: How often predictions past labels.ttl are expired (seconds).
+LABEL_EXPIRY_INTERVAL = 30.0
 DRIFT_STATISTICS = ("psi", "jensen_shannon", "ks", "ks_pvalue", "wasserstein", "chi2_pvalue")
 QUALITY_METRICS = {
     "missing": "modelmon_column_missing_total",
@@ -73,6 +83,7 @@ class Refresher:
         self.interval = interval
         self.clock = clock
         self.readings = Readings()
+        self._expired_at = 0.0
         self.last_duration = 0.0
         self.last_error: str | None = None
         self._stop = threading.Event()
@@ -80,6 +91,10 @@ class Refresher:
 
     def refresh(self) -> Readings:
         started = time.perf_counter()
+        if self.clock() - self._expired_at >= LABEL_EXPIRY_INTERVAL:
+            self._expired_at = self.clock()
+            for monitor in self.monitors:
+                monitor.expire_labels()
         readings = Readings(at=self.clock())
         for monitor in self.monitors:
             readings.models[monitor.name] = monitor.readings()
@@ -133,6 +148,7 @@ class ModelCollector:
         families = _Families()
         for monitor in self.monitors:
             _counters(monitor, families)
+            _truth_counters(monitor, families)
             _computed(monitor, readings.models.get(monitor.name, []), families)
         yield from families.all()
         for monitor in self.monitors:
@@ -181,20 +197,14 @@ def _counters(monitor: ModelMonitor, out: _Families) -> None:
             for q in NUMERIC_QUALITY if slots.numeric else CATEGORICAL_QUALITY:
                 out.add(QUALITY_METRICS[q], base, float(vector[slots.quality(q)]))
         if latency.sum() > 0:
-            _latency(out, model, version, latency, latency_sum)
-
-
-def _latency(out: _Families, model: str, version: str, counts: np.ndarray, total: float) -> None:
-    name = "modelmon_prediction_latency_seconds"
-    if name not in out:
-        s = spec(name)
-        out[name] = HistogramMetricFamily(s.family, s.help, labels=s.labels)
-    cumulative = np.cumsum(counts)
-    buckets = [
-        (repr(float(b)), float(c)) for b, c in zip(LATENCY_BUCKETS, cumulative, strict=False)
-    ]
-    buckets.append(("+Inf", float(cumulative[-1])))
-    out[name].add_metric([model, version], buckets, total)
+            _histogram(
+                out,
+                "modelmon_prediction_latency_seconds",
+                [model, version],
+                LATENCY_BUCKETS,
+                latency,
+                latency_sum,
+            )
 
 
 def _computed(monitor: ModelMonitor, readings: list[WindowReading], out: _Families) -> None:
@@ -202,6 +212,7 @@ def _computed(monitor: ModelMonitor, readings: list[WindowReading], out: _Famili
     out.get_family("modelmon_window_events")
     for r in readings:
         out.add("modelmon_window_events", [model, r.version, r.window], r.events)
+        _truth_gauges(model, r, out)
         report = r.drift
         if report is None:
             continue
@@ -215,3 +226,102 @@ def _computed(monitor: ModelMonitor, readings: list[WindowReading], out: _Famili
             labels = [model, r.version, r.window]
             out.add("modelmon_dataset_drift_share", labels, report.drift_share)
             out.add("modelmon_dataset_drift_detected", labels, float(bool(report.dataset_drift)))
+
+
+def _truth_counters(monitor: ModelMonitor, out: _Families) -> None:
+    """Label counters, confusion cells, error summaries, delays and baselines."""
+    truth = monitor.truth
+    model = monitor.name
+    with monitor.lock:
+        states = {
+            v: (
+                s.truth.cumulative.copy(),
+                s.truth.delay_buckets.copy(),
+                s.truth.delay_sum,
+                s.truth.labels,
+            )
+            for v, s in monitor.versions.items()
+            if s.truth is not None
+        }
+        unmatched, expired = truth.counters.unmatched, truth.counters.expired
+    out.add("modelmon_unmatched_labels_total", [model], unmatched)
+    out.add("modelmon_expired_predictions_total", [model], expired)
+    out.add("modelmon_pending_predictions", [model], monitor.pending_predictions())
+    perf = truth.performance
+    for version, (vector, delays, delay_sum, labels) in states.items():
+        base = [model, version]
+        out.add("modelmon_labels_total", base, labels)
+        for key, value in monitor.profile.baselines.items():
+            name = f"modelmon_reference_{key}"
+            if name in BY_NAME:
+                out.add(name, base, value)
+        if isinstance(perf, ClassificationPerformance):
+            confusion = perf.confusion(vector)
+            out.add("modelmon_labeled_predictions_total", base, float(confusion.sum()))
+            out.add("modelmon_correct_predictions_total", base, float(np.trace(confusion)))
+            for i, actual in enumerate(perf.classes):
+                for j, predicted in enumerate(perf.classes):
+                    cell = float(confusion[i, j])
+                    if cell or (actual != OTHER and predicted != OTHER):
+                        out.add("modelmon_confusion_total", [*base, actual, predicted], cell)
+        else:
+            n = float(vector[0])
+            out.add("modelmon_labeled_predictions_total", base, n)
+            _summary(out, "modelmon_absolute_error", base, n, float(vector[1]))
+            _summary(out, "modelmon_squared_error", base, n, float(vector[2]))
+        if labels:
+            _histogram(out, "modelmon_label_delay_seconds", base, DELAY_BUCKETS, delays, delay_sum)
+
+
+def _summary(out: _Families, name: str, labels: list[str], count: float, total: float) -> None:
+    if name not in out:
+        s = spec(name)
+        out[name] = SummaryMetricFamily(s.family, s.help, labels=s.labels)
+    out[name].add_metric(labels, count_value=count, sum_value=total)
+
+
+def _histogram(
+    out: _Families,
+    name: str,
+    labels: list[str],
+    bounds: Sequence[float],
+    counts: np.ndarray,
+    total: float,
+) -> None:
+    if name not in out:
+        s = spec(name)
+        out[name] = HistogramMetricFamily(s.family, s.help, labels=s.labels)
+    cumulative = np.cumsum(counts)
+    buckets = [(repr(float(b)), float(c)) for b, c in zip(bounds, cumulative, strict=False)]
+    buckets.append(("+Inf", float(cumulative[-1])))
+    out[name].add_metric(labels, buckets, total)
+
+
+def _truth_gauges(model: str, r: WindowReading, out: _Families) -> None:
+    labels = [model, r.version, r.window]
+    perf, est = r.truth.performance, r.truth.estimate
+    scalars: dict[str, float | None] = {}
+    if isinstance(perf, PerformanceReading):
+        scalars = {
+            "accuracy": perf.accuracy,
+            "roc_auc": perf.roc_auc,
+            "log_loss": perf.log_loss,
+            "brier_score": perf.brier_score,
+        }
+        for key, per_class in (
+            ("precision", perf.precision),
+            ("recall", perf.recall),
+            ("f1", perf.f1),
+        ):
+            for cls, share in per_class.items():
+                out.add(f"modelmon_{key}", [*labels, cls], share)
+    elif isinstance(perf, RegressionReading):
+        scalars = {"mae": perf.mae, "rmse": perf.rmse, "mape": perf.mape}
+    for key, value in scalars.items():
+        if value is not None:
+            out.add(f"modelmon_{key}", labels, value)
+    if est is not None:
+        if est.estimated_accuracy is not None:
+            out.add("modelmon_estimated_accuracy", labels, est.estimated_accuracy)
+        if est.estimated_roc_auc is not None:
+            out.add("modelmon_estimated_roc_auc", labels, est.estimated_roc_auc)

@@ -21,7 +21,10 @@ import numpy as np
 
 from modelmon.columns import categorical_values, numeric_values
 from modelmon.config import ModelConfig
+from modelmon.groundtruth import GroundTruth, TruthReading, VersionTruth
 from modelmon.ingest import Batch, IngestResult, parse_predictions, take
+from modelmon.labels.records import JoinedPair
+from modelmon.labels.store import LabelStore
 from modelmon.profile import Profile
 from modelmon.stats import drift
 from modelmon.stats.binning import (
@@ -54,7 +57,7 @@ class VersionState:
     latency_buckets: FloatArray
     latency_sum: float = 0.0
     last_seen: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)  # per-feature state of other parts
+    truth: VersionTruth | None = None
 
 
 @dataclass
@@ -63,6 +66,7 @@ class WindowReading:
     window: str
     events: int
     drift: DriftReport | None
+    truth: TruthReading = field(default_factory=TruthReading)
 
 
 def resolve_rules(
@@ -130,7 +134,10 @@ class ModelMonitor:
         self.versions: dict[str, VersionState] = {}
         self.rejected: Counter[str] = Counter()
         self.unknown_fields = 0
-        self.observers: list[Callable[[ModelMonitor, Batch], None]] = []
+        self.truth = GroundTruth(
+            profile, self.positive_class, [(w.name, w.seconds) for w in config.windows]
+        )
+        self.store: LabelStore | None = None  # attached by the exporter
 
     # --- ingest ------------------------------------------------------------------------
 
@@ -162,9 +169,59 @@ class ModelMonitor:
                     continue
                 self._add(state, sub, now)
             self.rejected.update(result.reasons)
-        for observer in self.observers:
-            observer(self, batch)
+            live = set(self.versions)
+        if self.store is not None:
+            waiting = [p for p in self.truth.pending(batch) if p.version in live]
+            if waiting:
+                stored = self.store.add_predictions(self.name, waiting)
+                self.add_joined(stored.joined, now)
+                with self.lock:
+                    self.truth.counters.expired += stored.evicted
         return result
+
+    def ingest_labels(self, records: Sequence[Any]) -> IngestResult:
+        """Join ground-truth records with their predictions; never raises on bad records."""
+        now = self.clock()
+        labels, result = self.truth.parse_labels(records, now)
+        if labels and self.store is not None:
+            stored = self.store.add_labels(self.name, labels)
+            self.add_joined(stored.joined, now)
+            if stored.duplicates:
+                result.accepted -= stored.duplicates
+                result.rejected += stored.duplicates
+                result.reasons["duplicate_label"] += stored.duplicates
+            with self.lock:
+                self.truth.counters.unmatched += stored.unmatched
+        with self.lock:
+            self.rejected.update(result.reasons)
+        return result
+
+    def add_joined(self, pairs: Sequence[JoinedPair], now: float) -> None:
+        """Count joined prediction/label pairs into their versions' performance."""
+        if not pairs:
+            return
+        by_version: dict[str, list[JoinedPair]] = {}
+        for pair in pairs:
+            by_version.setdefault(pair.version, []).append(pair)
+        with self.lock:
+            for version, group in by_version.items():
+                state = self._version(version, now)
+                if state is None or state.truth is None:
+                    self.truth.counters.unmatched += len(group)
+                    continue
+                self.truth.add_pairs(state.truth, group)
+
+    def expire_labels(self) -> None:
+        """Expire predictions past labels.ttl and orphan labels past their wait."""
+        if self.store is None:
+            return
+        expired = self.store.expire()
+        with self.lock:
+            self.truth.counters.expired += expired.expired.get(self.name, 0)
+            self.truth.counters.unmatched += expired.unmatched.get(self.name, 0)
+
+    def pending_predictions(self) -> int:
+        return 0 if self.store is None else self.store.pending(self.name)
 
     def count_rejected(self, reason: str, n: int = 1) -> None:
         with self.lock:
@@ -190,7 +247,12 @@ class ModelMonitor:
     def new_version_state(self) -> VersionState:
         size = self.layout.size
         windows = {w.name: SlidingWindow(w.seconds, size) for w in self.config.windows}
-        return VersionState(self.layout.zeros(), windows, np.zeros(len(LATENCY_BUCKETS) + 1))
+        return VersionState(
+            self.layout.zeros(),
+            windows,
+            np.zeros(len(LATENCY_BUCKETS) + 1),
+            truth=self.truth.new_version(),
+        )
 
     def encode(self, batch: Batch) -> FloatArray:
         """The additive vector of a batch (all rows, whatever their time)."""
@@ -234,6 +296,8 @@ class ModelMonitor:
             state.cumulative += vector
             for window in state.windows.values():
                 window.add(timestamp, vector)
+            if state.truth is not None:
+                self.truth.on_predictions(state.truth, part, timestamp)
         self._latencies(state, batch.latencies)
 
     def _latencies(self, state: VersionState, latencies: list[Any]) -> None:
@@ -248,30 +312,52 @@ class ModelMonitor:
 
     # --- reading -----------------------------------------------------------------------
 
-    def window_totals(self) -> dict[str, dict[str, FloatArray]]:
-        """A copy of every version's window totals, moved to the present first."""
+    def window_totals(
+        self,
+    ) -> dict[str, dict[str, tuple[FloatArray, FloatArray | None, FloatArray | None]]]:
+        """A copy of every version's window totals (drift, performance, estimate),
+        moved to the present first."""
         now = self.clock()
+        out = {}
         with self.lock:
-            out = {}
             for version, state in self.versions.items():
-                for w in state.windows.values():
+                truth = state.truth
+                per_window = {}
+                for name, w in state.windows.items():
                     w.advance(now)
-                out[version] = {name: w.total() for name, w in state.windows.items()}
-            return out
+                    perf = est = None
+                    if truth is not None:
+                        truth.windows[name].advance(now)
+                        perf = truth.windows[name].total()
+                        if name in truth.estimate_windows:
+                            truth.estimate_windows[name].advance(now)
+                            est = truth.estimate_windows[name].total()
+                    per_window[name] = (w.total(), perf, est)
+                out[version] = per_window
+        return out
 
     def readings(self) -> list[WindowReading]:
-        """Drift readings of every version and window with enough events."""
+        """Readings of every version and window; statistics only where the window holds
+        at least ``min_window_events`` records (labeled pairs for performance)."""
         out = []
+        minimum = max(1, self.config.min_window_events)
         for version, totals in self.window_totals().items():
-            for name, vector in totals.items():
+            for name, (vector, perf, est) in totals.items():
                 events = int(vector[EVENTS_SLOT])
                 report = None
-                if events >= self.config.min_window_events and events > 0:
+                if events >= minimum:
                     report = drift_report(
                         self.layout, vector, self.rules, self.config.drift.share, self.methods
                     )
-                out.append(WindowReading(version, name, events, report))
+                perf = perf if perf is not None and self._count(perf) >= minimum else None
+                est = est if est is not None and est[0] >= minimum else None
+                truth = self.truth.read(perf, est)
+                out.append(WindowReading(version, name, events, report, truth))
         return out
+
+    def _count(self, perf: FloatArray) -> float:
+        """Labeled pairs in a performance vector."""
+        return float(self.truth.performance.metrics(perf).n)
 
 
 def _group(versions: list[str]) -> dict[str, list[int]]:

@@ -1,0 +1,280 @@
+"""Ground truth for one model: label joins, performance windows and estimates.
+
+Prediction records with an ``id`` wait in the :class:`~modelmon.labels.store.LabelStore`
+until their label arrives (``POST .../labels``, or a tailed label line); a record that
+carries its ``label`` inline is joined at once. Each joined pair is encoded into an
+additive performance vector (:mod:`modelmon.stats.performance`) and added to the
+version's cumulative counters and to its sliding windows **by label arrival time**.
+Estimated performance (:mod:`modelmon.stats.estimation`) is encoded from every scored
+prediction and windowed **by prediction time**, when the profile has a calibration map.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelmon.ingest import Batch, IngestResult
+from modelmon.labels.records import JoinedPair, LabelRecord, PendingPrediction
+from modelmon.profile import Profile
+from modelmon.stats.binning import FloatArray
+from modelmon.stats.estimation import Calibrator, ConfidenceEstimator, EstimateReading
+from modelmon.stats.performance import (
+    ClassificationPerformance,
+    PerformanceReading,
+    RegressionPerformance,
+    RegressionReading,
+)
+from modelmon.stats.window import SlidingWindow
+from modelmon.values import TimestampError, class_value, parse_timestamp
+
+#: Upper bounds of the label delay histogram (seconds): a minute to a month.
+DELAY_BUCKETS = (
+    1.0,
+    10.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    4 * 3600.0,
+    86400.0,
+    3 * 86400.0,
+    7 * 86400.0,
+    30 * 86400.0,
+)
+
+
+@dataclass
+class VersionTruth:
+    """Performance counters and windows of one model version."""
+
+    cumulative: FloatArray
+    windows: dict[str, SlidingWindow]
+    estimate_windows: dict[str, SlidingWindow]
+    delay_buckets: FloatArray
+    delay_sum: float = 0.0
+    labels: int = 0  # pairs joined from label records (not inline labels)
+
+
+@dataclass
+class TruthReading:
+    performance: PerformanceReading | RegressionReading | None = None
+    estimate: EstimateReading | None = None
+
+
+@dataclass
+class TruthCounters:
+    """Model-level label counters."""
+
+    unmatched: int = 0
+    expired: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class GroundTruth:
+    """Encoders and per-version state of a model's performance statistics."""
+
+    def __init__(
+        self, profile: Profile, positive_class: str | None, windows: Sequence[tuple[str, float]]
+    ) -> None:
+        self.task = profile.task
+        self.regression = profile.task == "regression"
+        self.windows = list(windows)
+        self.performance: ClassificationPerformance | RegressionPerformance
+        self.estimator: ConfidenceEstimator | None = None
+        if self.regression:
+            self.performance = RegressionPerformance()
+        else:
+            binary = profile.task == "binary_classification"
+            classes = list(profile.classes) or ([positive_class] if positive_class else ["1"])
+            positive = positive_class if binary else None
+            if positive is not None and positive not in classes:
+                classes.append(positive)
+            self.performance = ClassificationPerformance(classes, positive_class=positive)
+            if profile.calibration:
+                self.estimator = ConfidenceEstimator(
+                    task=profile.task,
+                    classes=classes,
+                    positive_class=positive,
+                    calibrator=Calibrator.from_dict(profile.calibration),
+                )
+        self.classes: tuple[str, ...] = getattr(self.performance, "classes", ())
+        self.score_classes = [c for c in self.classes if c != "__other__"]
+        self.counters = TruthCounters()
+
+    def new_version(self) -> VersionTruth:
+        size = self.performance.size
+        est = self.estimator
+        return VersionTruth(
+            cumulative=np.zeros(size),
+            windows={name: SlidingWindow(seconds, size) for name, seconds in self.windows},
+            estimate_windows={}
+            if est is None
+            else {name: SlidingWindow(seconds, est.size) for name, seconds in self.windows},
+            delay_buckets=np.zeros(len(DELAY_BUCKETS) + 1),
+        )
+
+    # --- predictions --------------------------------------------------------------------
+
+    def on_predictions(self, truth: VersionTruth, batch: Batch, timestamp: float) -> None:
+        """Estimates and inline labels of a batch of one version (under the model lock)."""
+        if self.estimator is not None and truth.estimate_windows:
+            rows = [i for i, s in enumerate(batch.scores) if s is not None]
+            if rows:
+                predicted = [class_value(batch.predictions[i]) or "" for i in rows]
+                scores = self._score_matrix([batch.scores[i] for i in rows])
+                vector = self.estimator.encode(predicted, scores)
+                for window in truth.estimate_windows.values():
+                    window.add(timestamp, vector)
+        inline = [
+            JoinedPair(
+                batch.ids[i] or "",
+                "",
+                batch.predictions[i],
+                batch.scores[i],
+                batch.labels[i],
+                batch.timestamps[i],
+                batch.timestamps[i],
+            )
+            for i, label in enumerate(batch.labels)
+            if label is not None and batch.predictions[i] is not None
+        ]
+        if inline:
+            self.add_pairs(truth, inline, from_label_records=False)
+
+    def pending(self, batch: Batch) -> list[PendingPrediction]:
+        """Predictions that wait for a label: an id, a prediction and no inline label."""
+        out = []
+        for i, ident in enumerate(batch.ids):
+            pred = batch.predictions[i]
+            if ident is None or pred is None or batch.labels[i] is not None:
+                continue
+            value = float(pred) if self.regression else class_value(pred)
+            if value is None:
+                continue
+            score = batch.scores[i]
+            if not (isinstance(score, (int, float, dict)) and not isinstance(score, bool)):
+                score = None
+            out.append(
+                PendingPrediction(ident, batch.versions[i], batch.timestamps[i], value, score)
+            )
+        return out
+
+    # --- labels -------------------------------------------------------------------------
+
+    def parse_labels(
+        self, records: Sequence[Any], now: float
+    ) -> tuple[list[LabelRecord], IngestResult]:
+        """Validate label records: an ``id``, a ``label`` of the task's kind, a timestamp."""
+        result = IngestResult()
+        out: list[LabelRecord] = []
+        for i, rec in enumerate(records):
+            if type(rec) is not dict:
+                reason = "invalid_json" if type(rec).__name__ == "InvalidLine" else "not_an_object"
+                result.reject(i, reason, getattr(rec, "message", "record: expected a JSON object"))
+                continue
+            ident = rec.get("id")
+            if type(ident) is int:
+                ident = str(ident)
+            if type(ident) is not str or not ident or len(ident) > 256:
+                result.reject(
+                    i,
+                    "invalid_id",
+                    "id: expected the prediction's id, a string of 1 to 256 characters",
+                )
+                continue
+            label = self._label_value(rec.get("label"))
+            if label is None:
+                kind = "a number" if self.regression else "a class (string, number or boolean)"
+                result.reject(
+                    i, "invalid_label", f"label: expected {kind}, got {rec.get('label')!r:.60}"
+                )
+                continue
+            try:
+                ts = (
+                    now
+                    if rec.get("timestamp") is None
+                    else min(parse_timestamp(rec["timestamp"]), now)
+                )
+            except TimestampError as exc:
+                result.reject(i, "invalid_timestamp", f"timestamp: {exc}")
+                continue
+            out.append(LabelRecord(ident, label, ts))
+        result.accepted = len(out)
+        return out, result
+
+    def _label_value(self, value: Any) -> str | float | None:
+        if self.regression:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return None
+            return float(value) if math.isfinite(value) else None
+        if isinstance(value, (str, int, float, bool)):
+            return class_value(value)
+        return None
+
+    # --- joined pairs -------------------------------------------------------------------
+
+    def add_pairs(
+        self, truth: VersionTruth, pairs: Sequence[JoinedPair], *, from_label_records: bool = True
+    ) -> None:
+        """Count joined pairs of one version (under the model lock)."""
+        vector = self._encode(pairs)
+        if vector is None:
+            return
+        truth.cumulative += vector
+        label_time = max(p.label_ts for p in pairs)
+        for window in truth.windows.values():
+            window.add(label_time, vector)
+        if from_label_records:
+            truth.labels += len(pairs)
+            delays = np.array([max(0.0, p.label_ts - p.prediction_ts) for p in pairs])
+            idx = np.searchsorted(np.asarray(DELAY_BUCKETS), delays, side="left")
+            truth.delay_buckets += np.bincount(idx, minlength=len(DELAY_BUCKETS) + 1)
+            truth.delay_sum += float(delays.sum())
+
+    def _encode(self, pairs: Sequence[JoinedPair]) -> FloatArray | None:
+        if isinstance(self.performance, RegressionPerformance):
+            y = np.array([_float(p.label) for p in pairs])
+            y_hat = np.array([_float(p.prediction) for p in pairs])
+            ok = np.isfinite(y) & np.isfinite(y_hat)
+            return self.performance.encode(y[ok], y_hat[ok]) if ok.any() else None
+        actual = [class_value(p.label) or "" for p in pairs]
+        predicted = [class_value(p.prediction) or "" for p in pairs]
+        scores = self._score_matrix([p.score for p in pairs])
+        return self.performance.encode(actual, predicted, scores)
+
+    def _score_matrix(self, payloads: Sequence[Any]) -> FloatArray:
+        """Binary: a score per row; multiclass: rows x the profile's classes (a class
+        missing from a row's ``scores`` is 0); NaN rows where there are no scores."""
+        if self.task == "binary_classification":
+            return np.array([_float(s) if not isinstance(s, dict) else math.nan for s in payloads])
+        classes = self.score_classes
+        nan_row = [math.nan] * len(classes)
+        rows = [
+            [_float(s.get(c, 0.0)) for c in classes] if isinstance(s, dict) else nan_row
+            for s in payloads
+        ]
+        return np.array(rows, dtype=np.float64).reshape(len(payloads), len(classes))
+
+    # --- reading ------------------------------------------------------------------------
+
+    def read(self, vector: FloatArray | None, estimate: FloatArray | None) -> TruthReading:
+        reading = TruthReading()
+        if vector is not None:
+            reading.performance = self.performance.metrics(vector)
+        if estimate is not None and self.estimator is not None:
+            reading.estimate = self.estimator.metrics(estimate)
+        return reading
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return math.nan
+    try:
+        return float(value)
+    except ValueError:
+        return math.nan
