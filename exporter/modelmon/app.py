@@ -20,6 +20,7 @@ from modelmon.labels.store import LabelStore
 from modelmon.model import ModelMonitor
 from modelmon.profile import load_profile
 from modelmon.server import ExporterHTTPServer, serve_in_thread
+from modelmon.sources.jsonl import JsonlSource
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ class Exporter:
                 list(self.monitors.values()), config.state_dir, config.checkpoint_interval
             )
             self.checkpointer.restore_all()
+        self.sources = [
+            JsonlSource(s.path, s.model, self, state_dir=config.state_dir, logger=log)
+            for s in config.sources
+        ]
         self.server: ExporterHTTPServer | None = None
         self.ready = False
         self._stopped = threading.Event()
@@ -142,6 +147,8 @@ class Exporter:
             self.checkpointer.start()
         self.server = ExporterHTTPServer((host, port), self)
         serve_in_thread(self.server)
+        for source in self.sources:
+            source.start()
         self.ready = True
         bound = self.server.server_address
         log.info(
@@ -161,6 +168,8 @@ class Exporter:
         if self.server is not None:
             self.server.shutdown()  # no new connections
             self.server.server_close()
+        for source in self.sources:
+            source.stop()  # checkpoints its file offsets
         self._drain_ingest()
         self.refresher.stop()
         if self.checkpointer is not None:
