@@ -7,10 +7,6 @@ and :meth:`Monitor.log_label`. Those calls only append to a bounded queue (a ful
 drops the record and counts it in :attr:`Monitor.dropped`); a background thread hands
 the queue to the exporter every ``flush_interval`` seconds, so the model's request path
 never waits for statistics.
-
->>> import modelmon
->>> callable(modelmon.Monitor)
-True
 """
 
 from __future__ import annotations
