@@ -92,12 +92,13 @@ def resolve_rules(
                 f"drift.columns.{col.name}.method: {method!r} does not apply to a "
                 f"{'categorical' if categorical else 'numeric'} column"
             )
+        # DESIGN.md section 6: `auto` looks at the number of reference rows.
         chosen = (
             method
             if method != "auto" and drift.applies(method, categorical)
-            else (drift.auto_method(categorical, col.values))
+            else (drift.auto_method(categorical, col.count))
         )
-        rules[(col.role, col.name)] = drift.resolve_rule(method, threshold, categorical, col.values)
+        rules[(col.role, col.name)] = drift.resolve_rule(method, threshold, categorical, col.count)
         methods[(col.role, col.name)] = chosen
     return rules, methods
 

@@ -177,7 +177,10 @@ def _categorical_column(acc: ColumnAccumulator, rows: int) -> ColumnProfile:
 
 def _score_names(columns: Sequence[str]) -> list[str]:
     """Class names of multiclass score columns: the columns less their common prefix."""
-    prefix = os.path.commonprefix(list(columns)) if len(columns) > 1 else ""  # noqa: RUF071 - a textual prefix is meant
+    prefix = os.path.commonprefix(list(columns)) if len(columns) > 1 else ""  # noqa: RUF071
+    # Cut back to a separator: score_camel, score_cat -> "score_", not "score_c".
+    while prefix and prefix[-1].isalnum():
+        prefix = prefix[:-1]
     names = [c[len(prefix) :] for c in columns]
     if any(not n for n in names) or len(set(names)) != len(names):
         return list(columns)
@@ -299,7 +302,10 @@ class _BaselineRows:
             return
         take = min(chunk.rows, MAX_BASELINE_ROWS - self.rows)
         names: list[str | None] = [
-            self.roles.label, self.roles.prediction, self.roles.score, *self.roles.scores
+            self.roles.label,
+            self.roles.prediction,
+            self.roles.score,
+            *self.roles.scores,
         ]
         for name in names:
             if name is not None and name in chunk.columns:

@@ -113,7 +113,8 @@ class Layout:
 def encode_numeric(
     slots: ColumnSlots, values: FloatArray, type_errors: int, out: FloatArray
 ) -> None:
-    """Add a batch of numeric values (NaN = missing) into ``out``."""
+    """Add a batch of numeric values (NaN = missing, or one of the ``type_errors``
+    values, which the caller turned into NaN) into ``out``."""
     col = slots.column
     missing = np.isnan(values)
     finite = np.isfinite(values)
@@ -122,7 +123,8 @@ def encode_numeric(
     out[slots.counts] += np.bincount(idx, minlength=slots.bins)
     out[slots.sums] += np.bincount(idx, weights=present, minlength=slots.bins)
     outside = int(np.count_nonzero((present < col.min) | (present > col.max)))
-    out[slots.quality("missing")] += int(np.count_nonzero(missing))
+    # Type errors were turned into NaN by the caller; they are not also missing.
+    out[slots.quality("missing")] += int(np.count_nonzero(missing)) - type_errors
     out[slots.quality("out_of_range")] += outside + (
         values.size - present.size - int(missing.sum())
     )
@@ -132,7 +134,8 @@ def encode_numeric(
 def encode_categorical(
     slots: ColumnSlots, values: list[str | None], type_errors: int, out: FloatArray
 ) -> None:
-    """Add a batch of category strings (None = missing) into ``out``."""
+    """Add a batch of category strings (None = missing, or one of the ``type_errors``
+    values, which the caller turned into None) into ``out``."""
     index = slots.category_index
     other = slots.bins - 1
     idx = [index.get(v, other) for v in values if v is not None]
@@ -143,7 +146,8 @@ def encode_categorical(
         known = slots.known
         unseen = sum(1 for v in values if v is not None and v not in known)
         out[slots.quality("unseen")] += unseen
-    out[slots.quality("missing")] += missing
+    # Type errors were turned into None by the caller; they are not also missing.
+    out[slots.quality("missing")] += missing - type_errors
     out[slots.quality("type_errors")] += type_errors
 
 

@@ -122,12 +122,17 @@ def chi2_pvalue(reference: npt.ArrayLike, window_counts: npt.ArrayLike) -> float
     """Chi-square goodness-of-fit p-value of the window counts against the reference
     shares. Reference shares below ``PSI_EPSILON`` are raised to it (and the shares
     renormalised), so a category unseen in the reference gives a tiny, finite p-value.
-    Equals ``scipy.stats.chisquare(window_counts, expected)`` with those expectations."""
+    Bins empty in both the reference and the window are left out. Equals
+    ``scipy.stats.chisquare(window_counts, expected)`` with those expectations."""
     counts = np.asarray(window_counts, dtype=np.float64)
     n = counts.sum()
     if n <= 0:
         raise ValueError("window_counts: expected at least one observation")
-    shares = np.maximum(_shares(reference), PSI_EPSILON)
+    reference_shares = _shares(reference)
+    # A bin empty in both (e.g. an unused __other__) is no category of the test.
+    used = (reference_shares > 0) | (counts > 0)
+    counts = counts[used]
+    shares = np.maximum(reference_shares[used], PSI_EPSILON)
     expected = shares / shares.sum() * n
     statistic = float(np.sum((counts - expected) ** 2 / expected))
     dof = counts.size - 1
