@@ -1,17 +1,21 @@
 """``modelmon demo``: a synthetic model, its reference profile and live traffic.
 
-Everything lives in a temporary directory: a reference data set of a credit-risk style
-binary classifier (a fixed logistic model of six features), its profile, a config, and
-a running exporter. A traffic thread posts prediction records over HTTP, then posts
-their labels a few seconds later. After ``drift_after`` seconds the inputs drift
-(income falls, age rises, the country mix changes), so the drift gauges and then the
-alerts move. Randomness comes from a seeded generator: every run sends the same data.
+Everything lives in a temporary directory: reference data sets of two models, their
+profiles, a config, and a running exporter. ``credit-risk`` is a binary classifier (a
+fixed logistic model of six features) with a canary version ``v2`` taking a fifth of the
+traffic; ``house-price`` is a regression model. A traffic thread posts prediction
+records over HTTP (now and then an unusable one, which is rejected and counted), then
+their labels a few seconds later. After ``drift_after`` seconds the inputs drift (income
+falls, age rises, the country mix changes, houses get bigger), so the drift gauges and
+then the alerts move. The demo process itself plays the model process for the resource
+gauges. Randomness comes from a seeded generator: every run sends the same data.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -29,12 +33,14 @@ from modelmon.profiling.builder import Roles, build_profile
 
 log = logging.getLogger(__name__)
 
+NEIGHBOURHOODS = ["centre", "north", "south", "harbour"]
 COUNTRIES = ["DE", "FR", "ES", "IT", "NL", "PL"]
 COUNTRY_SHARES = [0.30, 0.22, 0.16, 0.14, 0.10, 0.08]
 DRIFTED_SHARES = [0.12, 0.12, 0.16, 0.14, 0.10, 0.36]
 EMPLOYMENT = ["employed", "self-employed", "student", "retired"]
 EMPLOYMENT_SHARES = [0.62, 0.16, 0.10, 0.12]
 LABEL_DELAY_SECONDS = 5.0
+CREDIT_FEATURES = ("age", "income", "credit_score", "debt_ratio", "country", "employment")
 
 
 def synthetic_rows(rng: np.random.Generator, n: int, drifted: bool = False) -> list[dict[str, Any]]:
@@ -71,10 +77,27 @@ def synthetic_rows(rng: np.random.Generator, n: int, drifted: bool = False) -> l
     ]
 
 
-def write_reference(directory: Path, rows: int = 5000, seed: int = 7) -> Path:
-    rng = np.random.default_rng(seed)
-    data = synthetic_rows(rng, rows)
-    path = directory / "reference.csv"
+def house_rows(rng: np.random.Generator, n: int, drifted: bool = False) -> list[dict[str, Any]]:
+    """``n`` houses of a regression model: features, predicted price and true price."""
+    area = rng.normal(120 if drifted else 95, 30, n).clip(25, 400).round(1)
+    rooms = np.clip(np.round(area / 30 + rng.normal(0, 0.7, n)), 1, 10)
+    hood = rng.choice(NEIGHBOURHOODS, n, p=[0.25, 0.3, 0.3, 0.15])
+    premium = np.select([hood == "centre", hood == "harbour"], [1.3, 1.15], 1.0)
+    price = 2500 * area * premium + 8000 * rooms
+    actual = price * rng.lognormal(0, 0.12, n)
+    return [
+        {
+            "area": float(area[i]),
+            "rooms": int(rooms[i]),
+            "neighbourhood": str(hood[i]),
+            "prediction": round(float(price[i]), 2),
+            "label": round(float(actual[i]), 2),
+        }
+        for i in range(n)
+    ]
+
+
+def _write_csv(path: Path, data: list[dict[str, Any]]) -> Path:
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(data[0]))
         writer.writeheader()
@@ -82,7 +105,22 @@ def write_reference(directory: Path, rows: int = 5000, seed: int = 7) -> Path:
     return path
 
 
-def demo_config(directory: Path, listen: str) -> dict[str, Any]:
+def write_references(directory: Path) -> None:
+    """The two demo models' reference data and profiles, written into ``directory``."""
+    rng = np.random.default_rng(7)
+    credit = _write_csv(directory / "credit-risk.csv", synthetic_rows(rng, 5000))
+    roles = Roles(prediction="prediction", score="score", label="label")
+    profile = build_profile([str(credit)], roles, progress=lambda _m: None)
+    profile.save(directory / "credit-risk.profile.json")
+    houses = _write_csv(directory / "house-price.csv", house_rows(rng, 3000))
+    roles = Roles(prediction="prediction", label="label")
+    profile = build_profile([str(houses)], roles, task="regression", progress=lambda _m: None)
+    profile.save(directory / "house-price.profile.json")
+
+
+def demo_config(directory: Path, listen: str, process_pid: int | None = None) -> dict[str, Any]:
+    """The demo's config: both models, and this process as the model process."""
+    model = {"windows": ["5m", "1h", "1d"], "min_window_events": 100, "labels": {"ttl": "1h"}}
     return {
         "listen": listen,
         "state_dir": str(directory / "state"),
@@ -92,11 +130,16 @@ def demo_config(directory: Path, listen: str) -> dict[str, Any]:
                 "name": "credit-risk",
                 "version": "v1",
                 "reference": "credit-risk.profile.json",
-                "windows": ["5m", "1h", "1d"],
-                "min_window_events": 100,
-                "labels": {"ttl": "1h"},
-            }
+                **model,
+            },
+            {
+                "name": "house-price",
+                "version": "v1",
+                "reference": "house-price.profile.json",
+                **model,
+            },
         ],
+        "collectors": {"process": {"pid": process_pid or os.getpid()}, "gpu": "auto"},
     }
 
 
@@ -118,8 +161,9 @@ class Traffic:
         self.clock = clock
         self.session = requests.Session()
         self.stop_event = threading.Event()
-        self.pending: deque[tuple[float, str, int]] = deque()
+        self.pending: deque[tuple[float, str, str, float]] = deque()
         self.sent = 0
+        self.batches = 0
         self.started = clock()
         self.drifting = False
 
@@ -132,27 +176,27 @@ class Traffic:
                 log.warning("demo: input drift starts now (income down, age up, more PL)")
             n = max(1, int(self.rng.poisson(self.rate * tick)))
             try:
-                self._post_predictions(n)
+                now = self.clock()
+                self._post_credit(n, now)
+                self._post_houses(max(1, n // 4), now)
                 self._post_due_labels()
             except requests.RequestException as exc:
                 log.warning("demo traffic: %s", exc)
 
-    def _post_predictions(self, n: int) -> None:
-        rows = synthetic_rows(self.rng, n, drifted=self.drifting)
-        now = self.clock()
-        records = []
-        for row in rows:
+    def _post_credit(self, n: int, now: float) -> None:
+        records: list[dict[str, Any]] = []
+        for row in synthetic_rows(self.rng, n, drifted=self.drifting):
             self.sent += 1
-            rid = f"demo-{self.sent}"
-            features = {
-                k: row[k]
-                for k in ("age", "income", "credit_score", "debt_ratio", "country", "employment")
-            }
+            rid = f"credit-{self.sent}"
+            features = {k: row[k] for k in CREDIT_FEATURES}
             latency = float(self.rng.gamma(2.0, 0.004))
+            # One prediction in five comes from the canary version v2.
+            version = "v2" if self.rng.random() < 0.2 else "v1"
             records.append(
                 {
                     "id": rid,
                     "timestamp": now,
+                    "version": version,
                     "features": features,
                     "prediction": row["prediction"],
                     "score": row["score"],
@@ -162,19 +206,39 @@ class Traffic:
             label = row["label"]
             if self.drifting and self.rng.random() < 0.3:
                 label = 1 - row["prediction"]  # the drifted population is harder to predict
-            self.pending.append((now + LABEL_DELAY_SECONDS, rid, label))
-        self.session.post(
-            f"{self.url}/v1/models/credit-risk/predictions", json=records, timeout=10
-        ).raise_for_status()
+            self.pending.append((now + LABEL_DELAY_SECONDS, "credit-risk", rid, label))
+        self.batches += 1
+        if self.batches % 20 == 1:
+            # Now and then a client sends something unusable: rejected and counted.
+            records.append({"id": f"bad-{self.sent}", "prediction": 1})
+        self._post("credit-risk", "predictions", records)
+
+    def _post_houses(self, n: int, now: float) -> None:
+        records = []
+        for row in house_rows(self.rng, n, drifted=self.drifting):
+            self.sent += 1
+            rid = f"house-{self.sent}"
+            features = {k: row[k] for k in ("area", "rooms", "neighbourhood")}
+            records.append(
+                {"id": rid, "timestamp": now, "features": features, "prediction": row["prediction"]}
+            )
+            self.pending.append((now + LABEL_DELAY_SECONDS, "house-price", rid, row["label"]))
+        self._post("house-price", "predictions", records)
 
     def _post_due_labels(self) -> None:
         now = self.clock()
-        due = []
+        due: dict[str, list[dict[str, Any]]] = {}
         while self.pending and self.pending[0][0] <= now:
-            _, rid, label = self.pending.popleft()
-            due.append({"id": rid, "label": label, "timestamp": now})
-        if due:
-            self.session.post(f"{self.url}/v1/models/credit-risk/labels", json=due, timeout=10)
+            _, model, rid, label = self.pending.popleft()
+            due.setdefault(model, []).append({"id": rid, "label": label, "timestamp": now})
+        for model, labels in due.items():
+            self._post(model, "labels", labels)
+
+    def _post(self, model: str, kind: str, records: list[dict[str, Any]]) -> None:
+        response = self.session.post(
+            f"{self.url}/v1/models/{model}/{kind}", json=records, timeout=10
+        )
+        response.raise_for_status()
 
 
 def run_demo(
@@ -186,10 +250,7 @@ def run_demo(
 ) -> int:
     with tempfile.TemporaryDirectory(prefix="modelmon-demo-") as tmp:
         directory = Path(tmp)
-        reference = write_reference(directory)
-        roles = Roles(prediction="prediction", score="score", label="label")
-        profile = build_profile([str(reference)], roles, progress=lambda _m: None)
-        profile.save(directory / "credit-risk.profile.json")
+        write_references(directory)
         config = config_from_dict(demo_config(directory, listen), directory)
         exporter = Exporter(config)
         host, port = exporter.start()
@@ -218,10 +279,12 @@ def run_demo(
 
 def _banner(url: str, drift_after: float, duration: float | None) -> str:
     until = "Ctrl-C to stop" if duration is None else f"stops after {duration:g} s"
-    return f"""modelmon demo: model "credit-risk" (binary classification), {until}.
+    return f"""modelmon demo: models "credit-risk" (binary, versions v1 and canary v2) and
+"house-price" (regression), {until}.
   metrics:  {url}/metrics
   models:   {url}/v1/models
-Traffic flows now; after {drift_after:g} s income falls, age rises and Poland's share grows.
+Traffic flows now; after {drift_after:g} s income falls, age rises, Poland's share grows
+and houses get bigger.
 Watch, for example:
   curl -s {url}/metrics | grep -E 'modelmon_drift_(wasserstein|detected)\\{{.*window="5m"'
   modelmon_drift_wasserstein{{column="income"}} climbs past 0.1 and modelmon_drift_detected
