@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: demo install deps test lint typecheck pytest bench stack k8s clean
+.PHONY: demo install deps test lint typecheck pytest bench stack generate check-generated clean
 
 demo: install
 	modelmon demo
@@ -41,9 +41,15 @@ bench: install
 stack: install
 	scripts/stack.sh
 
-# Regenerate the Kubernetes PrometheusRule and dashboard ConfigMaps from their sources.
-k8s:
+# Regenerate the dashboards (from grafana/dashgen) and the Kubernetes PrometheusRule and
+# dashboard ConfigMaps (from prometheus/rules and grafana/dashboards).
+generate:
+	$(PYTHON) grafana/generate.py
 	$(PYTHON) scripts/gen_k8s.py
+
+check-generated:
+	$(PYTHON) grafana/generate.py --check
+	$(PYTHON) scripts/gen_k8s.py --check
 
 clean:
 	rm -rf build dist *.egg-info exporter/*.egg-info .mypy_cache .ruff_cache
