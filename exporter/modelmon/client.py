@@ -33,9 +33,11 @@ from __future__ import annotations
 import atexit
 import email.utils
 import gzip
+import importlib.util
 import itertools
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -61,6 +63,8 @@ class Client:
     ``batch_size`` records or ``flush_interval`` seconds, whichever comes first, make a
     batch. ``queue_size`` bounds the records waiting (one batch more may be in flight).
     ``max_retries`` None retries a batch until it is delivered or the client is closed.
+    Leaving a ``with`` block and interpreter exit close the client, waiting at most
+    ``shutdown_timeout`` seconds, so a model's shutdown never hangs on a lost exporter.
     Create the client after a fork: its thread does not exist in a child process.
     """
 
@@ -77,6 +81,7 @@ class Client:
         max_retries: int | None = None,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        shutdown_timeout: float = 10.0,
         session: requests.Session | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -96,6 +101,7 @@ class Client:
         self._flush_interval, self._timeout = flush_interval, timeout
         self._max_retries = max_retries
         self._backoff_initial, self._backoff_max = backoff_initial, backoff_max
+        self._shutdown_timeout = shutdown_timeout
         self._own_session = session is None
         self._session = session or requests.Session()
         self._logger = logger or logging.getLogger(__name__)
@@ -108,7 +114,7 @@ class Client:
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="modelmon-client", daemon=True)
         self._thread.start()
-        atexit.register(self.close, timeout)
+        atexit.register(self.close, shutdown_timeout)
 
     # --- the caller's side: cheap, never raises ------------------------------------------
 
@@ -216,8 +222,8 @@ class Client:
     def close(self, timeout: float | None = None) -> None:
         """Stop taking records, deliver the queue within ``timeout`` seconds, stop.
 
-        Records still undelivered when ``timeout`` passes count as ``dropped``. Also run
-        at interpreter exit (with the request ``timeout``) for a client not closed.
+        ``timeout`` None waits as long as delivery takes. Records still undelivered when
+        ``timeout`` passes count as ``dropped``.
         """
         if self._closed:
             return
@@ -244,7 +250,7 @@ class Client:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.close()
+        self.close(self._shutdown_timeout)
 
     # --- the sender thread ---------------------------------------------------------------
 
@@ -386,8 +392,29 @@ def encode_records(
     return b"[" + b",".join(parts) + b"]", kept
 
 
-def _dumps(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":"), default=_jsonable).encode()
+def dumps_json(value: object) -> bytes:
+    """JSON with the standard library: numpy values as numbers, NaN and infinity as null.
+
+    >>> dumps_json({"x": float("nan"), 1: 2.5})
+    b'{"x":null,"1":2.5}'
+    """
+    try:
+        text = json.dumps(value, separators=(",", ":"), default=_jsonable, allow_nan=False)
+    except ValueError:  # NaN or infinity somewhere: JSON has neither
+        text = json.dumps(_finite(value), separators=(",", ":"), allow_nan=False)
+    return text.encode()
+
+
+def dumps_orjson(value: object) -> bytes:
+    """The same as :func:`dumps_json`, several times faster: orjson (the "fast" extra)."""
+    import orjson
+
+    options = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+    return orjson.dumps(value, default=_jsonable, option=options)
+
+
+# Serializing holds the GIL: a faster encoder also takes less time from the model's threads.
+_dumps = dumps_orjson if importlib.util.find_spec("orjson") else dumps_json
 
 
 def _jsonable(value: Any) -> Any:
@@ -396,6 +423,23 @@ def _jsonable(value: Any) -> Any:
     if callable(tolist):
         return tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by None (the exporter counts missing).
+
+    >>> _finite({"x": float("nan"), "y": [1.5, float("inf")]})
+    {'x': None, 'y': [1.5, None]}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if callable(getattr(value, "tolist", None)):
+        return _finite(value.tolist())
+    return value
 
 
 def retry_after(response: requests.Response) -> float | None:

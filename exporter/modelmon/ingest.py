@@ -31,6 +31,12 @@ REASONS = (
     "invalid_label",
     "invalid_json",
     "too_many_versions",
+    "duplicate_label",
+    "queue_full",
+    # from tailed JSONL files (modelmon.sources)
+    "not_a_record",
+    "line_too_long",
+    "incomplete_line",
 )
 
 

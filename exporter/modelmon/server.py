@@ -37,6 +37,9 @@ class Handler(BaseHTTPRequestHandler):
     """One connection; the exporter is reached through ``self.server.exporter``."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body are two writes: without TCP_NODELAY every keep-alive response
+    # waits ~40 ms for the client's delayed ACK.
+    disable_nagle_algorithm = True
     server: ExporterHTTPServer
     server_version = "modelmon"
 
