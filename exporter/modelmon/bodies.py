@@ -14,11 +14,27 @@ from modelmon.ingest import InvalidLine
 try:
     import orjson
 
-    _loads: Any = orjson.loads
-    _DecodeError: tuple[type[Exception], ...] = (orjson.JSONDecodeError, RecursionError)
+    _fast: Any = orjson.loads
 except ImportError:  # pragma: no cover - depends on the installed extras
-    _loads = json.loads
-    _DecodeError = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
+    _fast = json.loads
+
+#: What a body that does not parse raises (JSONDecodeError and UnicodeDecodeError are
+#: ValueErrors; nesting beyond the parser's bound is a RecursionError).
+_DecodeError = (ValueError, RecursionError)
+
+
+def loads(data: bytes) -> Any:
+    """Parse JSON with orjson when installed, falling back to the standard library for
+    what orjson refuses but Python's ``json.dumps`` writes: ``NaN``, ``Infinity`` and
+    out-of-range numbers such as ``1e999`` (NaN then counts as missing, infinities as
+    out of range). The fallback runs only on a body orjson rejected."""
+    try:
+        return _fast(data)
+    except _DecodeError:
+        if _fast is json.loads:
+            raise
+        return json.loads(data)
+
 
 JSON_TYPES = ("application/json", "text/json")
 NDJSON_TYPES = (
@@ -84,12 +100,12 @@ def parse_records(body: bytes, kind: str) -> list[Any]:
             if not line.strip():
                 continue
             try:
-                records.append(_loads(line))
+                records.append(loads(line))
             except _DecodeError as exc:
                 records.append(InvalidLine(f"line {number}: not valid JSON: {_short(exc)}"))
         return records
     try:
-        value = _loads(body)
+        value = loads(body)
     except _DecodeError as exc:
         raise BodyError(400, f"body: not valid JSON: {_short(exc)}") from None
     if isinstance(value, list):

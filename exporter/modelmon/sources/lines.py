@@ -22,17 +22,11 @@ line is classified by its keys alone, so the rule is easy to state and to check:
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-try:  # orjson (the "fast" extra) parses several times faster than the json module
-    import orjson
-
-    _loads: Callable[[bytes], Any] = orjson.loads
-except ImportError:  # pragma: no cover - depends on the environment
-    _loads = json.loads
+from modelmon.bodies import loads as _loads
 
 INVALID_JSON = "invalid_json"
 NOT_A_RECORD = "not_a_record"
