@@ -1,0 +1,68 @@
+"""Records of the join store: what goes in, what comes out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: A class (compared as a string) or a regression value.
+Value = str | float
+#: Positive-class probability (binary), probabilities per class (multiclass) or none.
+ScorePayload = float | dict[str, float] | None
+
+
+@dataclass(frozen=True)
+class PendingPrediction:
+    """A prediction that waits for its label."""
+
+    id: str
+    version: str
+    timestamp: float
+    prediction: Value
+    score: ScorePayload = None
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """Ground truth for the prediction ``id``."""
+
+    id: str
+    label: Value
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class JoinedPair:
+    """A prediction joined with its label; the timestamps are the records' own."""
+
+    id: str
+    version: str
+    prediction: Value
+    score: ScorePayload
+    label: Value
+    prediction_ts: float
+    label_ts: float
+
+
+@dataclass
+class StoreResult:
+    """Outcome of one call.
+
+    ``joined``: the pairs joined by this call. ``evicted``: predictions pushed out by
+    ``max_pending`` (oldest first). ``duplicates``: records whose id was already joined or
+    already waiting (a label sent twice, a prediction resent), and repeats of an id within
+    the call; they are dropped. ``unmatched``: orphan labels pushed out by ``max_orphans``.
+    """
+
+    joined: list[JoinedPair] = field(default_factory=list)
+    evicted: int = 0
+    duplicates: int = 0
+    unmatched: int = 0
+
+
+@dataclass
+class ExpireResult:
+    """Per model: predictions that waited longer than their ttl (``expired``) and orphan
+    labels that waited longer than orphan_ttl (``unmatched``); models with none absent."""
+
+    expired: dict[str, int] = field(default_factory=dict)
+    unmatched: dict[str, int] = field(default_factory=dict)
