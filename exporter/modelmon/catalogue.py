@@ -379,6 +379,23 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 
 BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in CATALOGUE}
 
+#: Families that only ``modelmon check --push-gateway`` pushes (never on /metrics); the
+#: check pushes its drift and performance gauges under their catalogue names too.
+CHECK_CATALOGUE: tuple[MetricSpec, ...] = (
+    MetricSpec(
+        "modelmon_check_passed",
+        "gauge",
+        "1 when every gate of the last modelmon check passed, else 0.",
+        MODEL,
+    ),
+    MetricSpec(
+        "modelmon_check_timestamp_seconds",
+        "gauge",
+        "Unix time when the last modelmon check finished (seconds).",
+        MODEL,
+    ),
+)
+
 
 def spec(name: str) -> MetricSpec:
     """The catalogue entry of ``name`` (exposition name, counters with ``_total``)."""

@@ -7,6 +7,7 @@ any size are read in bounded memory. Errors name the file, the line and the colu
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ class Chunk:
     bytes_read: int  # bytes of the file consumed so far
 
 
-def iter_chunks(path: str | Path, chunk_rows: int = 100_000) -> Iterator[Chunk]:
+def iter_chunks(path: str | Path, chunk_rows: int = 1_000) -> Iterator[Chunk]:
     """Chunks of a CSV, JSON Lines or Parquet file, chosen by its extension."""
     name = str(path)
     lower = name.lower()
@@ -47,7 +48,7 @@ def iter_chunks(path: str | Path, chunk_rows: int = 100_000) -> Iterator[Chunk]:
 
 
 def _csv_chunks(path: str, chunk_rows: int) -> Iterator[Chunk]:
-    with open(path, newline="", encoding="utf-8-sig") as handle:
+    with open(path, "rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader)
@@ -82,7 +83,9 @@ def _csv_chunks(path: str, chunk_rows: int) -> Iterator[Chunk]:
                 name: list(values)
                 for name, values in zip(header, zip(*rows, strict=True), strict=True)
             }
-            yield Chunk(path, columns, len(rows), first, handle.tell())
+            # The text layer refuses tell() while csv iterates; the byte position of the
+            # buffer is close enough for progress reports.
+            yield Chunk(path, columns, len(rows), first, raw.tell())
 
 
 def _flatten(record: dict[str, Any]) -> dict[str, Any]:
