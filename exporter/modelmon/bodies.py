@@ -78,14 +78,25 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     if enc not in ("gzip", "x-gzip", "deflate"):
         raise BodyError(415, f"Content-Encoding: {enc!r} is not supported; use gzip or none")
     wbits = 16 + zlib.MAX_WBITS if enc != "deflate" else zlib.MAX_WBITS
-    inflater = zlib.decompressobj(wbits)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise BodyError(400, f"body: not valid {enc} data: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise BodyError(413, f"body: decompresses to more than the limit of {limit} bytes")
-    return out
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    # A gzip body may hold several members one after the other (gzip.decompress reads
+    # them all): inflate each, keeping the size limit over the whole body.
+    while rest:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(rest, limit + 1 - size)
+        except zlib.error as exc:
+            raise BodyError(400, f"body: not valid {enc} data: {exc}") from None
+        size += len(out)
+        if size > limit or inflater.unconsumed_tail:
+            raise BodyError(413, f"body: decompresses to more than the limit of {limit} bytes")
+        if not inflater.eof:
+            raise BodyError(400, f"body: truncated {enc} data")
+        parts.append(out)
+        rest = inflater.unused_data if enc != "deflate" else b""
+    return b"".join(parts)
 
 
 def parse_records(body: bytes, kind: str) -> list[Any]:

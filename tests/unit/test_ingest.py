@@ -265,3 +265,15 @@ def test_no_record_makes_ingest_raise(records: list[Any]) -> None:
     events = sum(state.cumulative[0] for state in monitor.versions.values())
     assert events == result.accepted
     monitor.readings()  # reading the windows never raises either
+
+
+def test_a_gzip_body_of_several_members_is_read_whole() -> None:
+    """gzip.decompress reads concatenated members; so must the exporter."""
+    body = gzip.compress(b'{"features": {"x": 1}}\n') + gzip.compress(b'{"features": {"x": 2}}\n')
+    assert parse_records(decompress(body, "gzip", 10_000), "ndjson") == [
+        {"features": {"x": 1}},
+        {"features": {"x": 2}},
+    ]
+    with pytest.raises(BodyError) as caught:
+        decompress(body[:-4], "gzip", 10_000)
+    assert caught.value.status == 400

@@ -378,3 +378,13 @@ def test_column_overrides_take_method_and_threshold(make_profile: Any) -> None:
     )
     assert rules[("feature", "x")] == drift.Rule("psi", 0.2, below=False)
     assert rules[("feature", "y")] == drift.Rule("wasserstein", 0.3, below=False)
+
+
+@pytest.mark.parametrize(("n", "m"), [(2000, 3000), (20_000, 5_000)])
+def test_ks_pvalue_of_large_samples_is_within_0_01_of_scipy(n: int, m: int) -> None:
+    """Above an effective size of 1000 the limiting distribution is used (fast); it stays
+    within 0.01 of ks_2samp's asymptotic p-value on the same data."""
+    rng = np.random.default_rng(n)
+    a, b = rng.normal(size=n), rng.normal(loc=0.03, size=m)
+    expected = stats.ks_2samp(a, b, method="asymp")
+    assert drift.ks_pvalue(expected.statistic, n, m) == pytest.approx(expected.pvalue, abs=0.01)

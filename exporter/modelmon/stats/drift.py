@@ -7,10 +7,12 @@ batch ``check`` command. Definitions follow DESIGN.md section 6.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import special as _special
 from scipy import stats as _sps
 
 FloatArray = npt.NDArray[np.float64]
@@ -77,14 +79,30 @@ def ks_statistic(reference_fine: npt.ArrayLike, window_fine: npt.ArrayLike) -> f
     return float(np.max(np.abs(w - r)))
 
 
+#: Effective sizes above this use the limiting Kolmogorov distribution (see ks_pvalue).
+KS_EXACT_SIZE = 1000
+
+
 def ks_pvalue(statistic: float, n_reference: int, n_window: int) -> float:
-    """Two-sided asymptotic p-value of a two-sample KS statistic, as
-    ``scipy.stats.ks_2samp(..., method="asymp")`` computes it: the Kolmogorov
-    distribution of ``statistic`` with effective size ``round(n*m/(n+m))``."""
+    """Two-sided asymptotic p-value of a two-sample KS statistic.
+
+    With the effective size ``en = round(n*m/(n+m))`` up to ``KS_EXACT_SIZE`` this is
+    exactly ``scipy.stats.ks_2samp(..., method="asymp")``: the Kolmogorov distribution
+    ``kstwo.sf(D, en)``. Above it, the limiting distribution ``kolmogorov(D * sqrt(en))``
+    (the classic asymptotic formula), within 0.01 of ``kstwo`` at en = 1000 and closer
+    beyond, at a microsecond a call instead of up to a second. The ``auto`` method uses
+    the p-value only for references of at most 1000 rows, where the value is exact.
+
+    >>> round(ks_pvalue(0.1, 500, 500), 4) == round(float(_sps.kstwo.sf(0.1, 250)), 4)
+    True
+    """
     if n_reference <= 0 or n_window <= 0:
         raise ValueError("n_reference, n_window: expected positive sizes")
-    effective = round(n_reference * n_window / (n_reference + n_window))
-    p = float(_sps.kstwo.sf(statistic, max(effective, 1)))
+    effective = max(round(n_reference * n_window / (n_reference + n_window)), 1)
+    if effective <= KS_EXACT_SIZE:
+        p = float(_sps.kstwo.sf(statistic, effective))
+    else:
+        p = float(_special.kolmogorov(statistic * math.sqrt(effective)))
     return float(np.clip(p, 0.0, 1.0))
 
 
