@@ -7,7 +7,8 @@ refreshed once before timing, as the background refresher would have done (its o
 cost is bench_refresh.py's subject; its interval is set to an hour here so it never
 runs during a measurement). Then, per shape:
 
-- ``generate_latest(registry)``: the exposition alone, in process;
+- ``Exporter.render_metrics()``: the exposition alone, in process (per-scrape counters
+  plus the statistics rendered at the last refresh);
 - ``GET /metrics`` over HTTP on a keep-alive connection, plain text;
 - ``GET /metrics`` as Prometheus asks for it (OpenMetrics, ``Accept-Encoding: gzip``).
 
@@ -32,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prometheus_client import generate_latest
 
 from common import (
     build_reference,
@@ -134,7 +134,7 @@ def measure(shape: Shape, exporter: Exporter, repeat: int) -> str:
     started = time.perf_counter()
     exporter.refresher.refresh()
     refresh_ms = (time.perf_counter() - started) * 1e3
-    text = generate_latest(exporter.registry)
+    text, _ = exporter.render_metrics()
     series = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
     drift = text.count(b"\nmodelmon_drift_psi{")
     # Features, prediction and score have values; the label column (no labels sent) has none.
@@ -146,7 +146,7 @@ def measure(shape: Shape, exporter: Exporter, repeat: int) -> str:
         plain = scrape(port, {})
         prometheus = scrape(port, {"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"})
         gzipped = len(prometheus())
-        exposition, exposition_cpu = timings_ms(lambda: generate_latest(exporter.registry), repeat)
+        exposition, exposition_cpu = timings_ms(lambda: exporter.render_metrics(), repeat)
         http_plain, _ = timings_ms(plain, repeat)
         http_prometheus, _ = timings_ms(prometheus, repeat)
     finally:
@@ -184,7 +184,7 @@ def main() -> None:
     print()
     print(
         "| models x features x windows | series | body KiB (text / OpenMetrics gzip) | "
-        "generate_latest ms | generate_latest CPU ms (median) | GET /metrics ms | "
+        "render_metrics ms | render_metrics CPU ms (median) | GET /metrics ms | "
         "GET /metrics as Prometheus (OpenMetrics, gzip) ms | one refresh ms (for scale) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

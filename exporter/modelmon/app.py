@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from modelmon.checkpoint import Checkpointer
@@ -106,6 +107,22 @@ class Exporter:
 
     def count_rejected(self, model: str, reason: str, n: int = 1) -> None:
         self._monitor(model).count_rejected(reason, n)
+
+    def render_metrics(self, accept: str = "") -> tuple[bytes, str]:
+        """The /metrics body for an Accept header, and its content type.
+
+        Counters and the resource collectors are rendered at every scrape; the computed
+        statistics were rendered at the last refresh (:func:`static_exposition`).
+        """
+        encoder, content_type = choose_encoder(accept)
+        body = encoder(self.registry)
+        static = self.refresher.static
+        if content_type.startswith("application/openmetrics-text"):
+            eof = b"# EOF\n"
+            if body.endswith(eof):
+                body = body[: -len(eof)]
+            return body + static + eof, content_type
+        return body + static, content_type
 
     def describe_models(self) -> list[dict[str, Any]]:
         out = []

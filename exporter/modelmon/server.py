@@ -19,8 +19,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client.exposition import choose_encoder
-
 from modelmon.bodies import BodyError, decompress, media_type, parse_records
 
 if TYPE_CHECKING:
@@ -103,8 +101,7 @@ class Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET  # noqa: N815 - the stdlib dispatches on this name
 
     def _metrics(self) -> None:
-        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-        body = encoder(self.server.exporter.registry)
+        body, content_type = self.server.exporter.render_metrics(self.headers.get("Accept", ""))
         headers = {}
         if "gzip" in self.headers.get("Accept-Encoding", "") and len(body) > 1024:
             body = gzip.compress(body, compresslevel=1)
