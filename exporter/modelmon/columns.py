@@ -9,6 +9,7 @@ limit are type errors. ``None``, an absent key and NaN are missing.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from modelmon.stats.binning import FloatArray
 from modelmon.values import class_value
 
 
-def numeric_values(values: list[Any]) -> tuple[FloatArray, int]:
+def numeric_values(values: Sequence[Any]) -> tuple[FloatArray, int]:
     """Floats (NaN = missing) and the number of type errors."""
     try:
         arr = np.array(values, dtype=np.float64)
@@ -45,7 +46,7 @@ def _bad() -> float:
     raise TypeError("not a number")
 
 
-def categorical_values(values: list[Any], max_length: int) -> tuple[list[str | None], int]:
+def categorical_values(values: Sequence[Any], max_length: int) -> tuple[list[str | None], int]:
     """Class strings (None = missing) and the number of type errors."""
     out: list[str | None] = []
     errors = 0

@@ -125,7 +125,11 @@ class GroundTruth:
         if self.estimator is not None and truth.estimate_windows:
             rows = [i for i, s in enumerate(batch.scores) if s is not None]
             if rows:
-                predicted = [class_value(batch.predictions[i]) or "" for i in rows]
+                known = batch.classes
+                predicted = [
+                    (known[i] if known is not None else class_value(batch.predictions[i])) or ""
+                    for i in rows
+                ]
                 scores = self._score_matrix([batch.scores[i] for i in rows])
                 vector = self.estimator.encode(predicted, scores)
                 for window in truth.estimate_windows.values():
@@ -149,15 +153,20 @@ class GroundTruth:
     def pending(self, batch: Batch) -> list[PendingPrediction]:
         """Predictions that wait for a label: an id, a prediction and no inline label."""
         out = []
-        for i, ident in enumerate(batch.ids):
-            pred = batch.predictions[i]
-            if ident is None or pred is None or batch.labels[i] is not None:
+        classes = batch.classes
+        labels, scores = batch.labels, batch.scores
+        for i, (ident, pred) in enumerate(zip(batch.ids, batch.predictions, strict=True)):
+            if ident is None or pred is None or labels[i] is not None:
                 continue
-            value = float(pred) if self.regression else class_value(pred)
+            if self.regression:
+                value: str | float | None = float(pred)
+            else:
+                value = classes[i] if classes is not None else class_value(pred)
             if value is None:
                 continue
-            score = batch.scores[i]
-            if not (isinstance(score, (int, float, dict)) and not isinstance(score, bool)):
+            score = scores[i]
+            kind = type(score)
+            if kind is not float and kind is not dict and kind is not int:
                 score = None
             out.append(
                 PendingPrediction(ident, batch.versions[i], batch.timestamps[i], value, score)

@@ -79,6 +79,8 @@ class Batch:
     labels: list[Any]
     ids: list[str | None]
     latencies: list[Any]
+    #: Prediction class strings, filled in by the encoder so later steps need not redo it.
+    classes: list[str | None] | None = None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -121,66 +123,116 @@ def _ident(value: Any) -> str | None:
 def parse_predictions(
     records: Sequence[Any], *, regression: bool, default_version: str, now: float
 ) -> tuple[Batch, IngestResult]:
-    """Split ``records`` into a :class:`Batch` of usable rows and the rejections."""
+    """Split ``records`` into a :class:`Batch` of usable rows and the rejections.
+
+    The loop checks the common shape inline (this is the ingest hot path); a record
+    that does not fit it goes through :func:`_check`, which accepts the other valid
+    forms (RFC 3339 times, integer versions and ids) or says exactly what is wrong.
+    """
     result = IngestResult()
-    batch = Batch([], [], [], [], [], [], [], [], [])
+    kinds = _NUMBER_TYPES if regression else _CLASS_TYPES
+    rows: list[int] = []
+    stamps: list[float] = []
+    versions: list[str] = []
+    ids: list[str | None] = []
     for i, rec in enumerate(records):
-        if type(rec) is not dict:
-            if type(rec) is InvalidLine:
-                result.reject(i, "invalid_json", rec.message)
+        if type(rec) is dict:
+            ts = rec.get("timestamp")
+            version = rec.get("version")
+            ident = rec.get("id")
+            pred = rec.get("prediction")
+            label = rec.get("label")
+            if (
+                type(rec.get("features")) is dict
+                and (ts is None or ((type(ts) is float or type(ts) is int) and 0 <= ts < _INF))
+                and (version is None or (type(version) is str and 0 < len(version) <= _VLEN))
+                and (ident is None or (type(ident) is str and len(ident) <= MAX_ID_LENGTH))
+                and (pred is None or type(pred) in kinds)
+                and (label is None or type(label) in kinds)
+            ):
+                rows.append(i)
+                stamps.append(now if ts is None or ts > now else float(ts))
+                versions.append(default_version if version is None else version)
+                ids.append(ident)
                 continue
+        checked = _check(i, rec, result, regression, default_version, now)
+        if checked is not None:
+            rows.append(i)
+            stamps.append(checked[0])
+            versions.append(checked[1])
+            ids.append(checked[2])
+    accepted = [records[i] for i in rows]
+    batch = Batch(
+        rows,
+        versions,
+        stamps,
+        [r["features"] for r in accepted],
+        [r.get("prediction") for r in accepted],
+        [r.get("scores") if "scores" in r else r.get("score") for r in accepted],
+        [r.get("label") for r in accepted],
+        ids,
+        [r.get("latency_seconds") for r in accepted],
+    )
+    result.accepted = len(rows)
+    return batch, result
+
+
+_INF = float("inf")
+_VLEN = MAX_VERSION_LENGTH
+_NUMBER_TYPES = frozenset({int, float})
+_CLASS_TYPES = frozenset({str, int, float, bool})
+
+
+def _check(
+    i: int, rec: Any, result: IngestResult, regression: bool, default_version: str, now: float
+) -> tuple[float, str, str | None] | None:
+    """Validate one record the slow way: (timestamp, version, id), or None after
+    rejecting it with its reason."""
+    if type(rec) is not dict:
+        if type(rec) is InvalidLine:
+            result.reject(i, "invalid_json", rec.message)
+        else:
             result.reject(
                 i, "not_an_object", f"record: expected a JSON object, got {_json_type(rec)}"
             )
-            continue
-        feats = rec.get("features")
-        if type(feats) is not dict:
-            result.reject(
-                i,
-                "invalid_features",
-                f"features: expected a JSON object of feature values, got {_json_type(feats)}",
-            )
-            continue
-        try:
-            ts = _timestamp(rec.get("timestamp"), now)
-        except TimestampError as exc:
-            result.reject(i, "invalid_timestamp", f"timestamp: {exc}")
-            continue
-        try:
-            version = _version(rec.get("version"), default_version)
-        except ValueError as exc:
-            result.reject(i, "invalid_version", f"version: {exc}")
-            continue
-        try:
-            ident = _ident(rec.get("id"))
-        except ValueError as exc:
-            result.reject(i, "invalid_id", f"id: {exc}")
-            continue
-        pred = rec.get("prediction")
-        if pred is not None and not _prediction_ok(pred, regression):
-            kind = "a number" if regression else "a class (string, number or boolean)"
-            result.reject(
-                i,
-                "invalid_prediction",
-                f"prediction: expected {kind} for this model's task, got {_json_type(pred)}",
-            )
-            continue
-        label = rec.get("label")
-        if label is not None and not _prediction_ok(label, regression):
-            kind = "a number" if regression else "a class (string, number or boolean)"
-            result.reject(i, "invalid_label", f"label: expected {kind}, got {_json_type(label)}")
-            continue
-        batch.indices.append(i)
-        batch.versions.append(version)
-        batch.timestamps.append(ts)
-        batch.features.append(feats)
-        batch.predictions.append(pred)
-        batch.scores.append(rec.get("scores") if "scores" in rec else rec.get("score"))
-        batch.labels.append(label)
-        batch.ids.append(ident)
-        batch.latencies.append(rec.get("latency_seconds"))
-    result.accepted = len(batch)
-    return batch, result
+        return None
+    feats = rec.get("features")
+    if type(feats) is not dict:
+        result.reject(
+            i,
+            "invalid_features",
+            f"features: expected a JSON object of feature values, got {_json_type(feats)}",
+        )
+        return None
+    try:
+        ts = _timestamp(rec.get("timestamp"), now)
+    except TimestampError as exc:
+        result.reject(i, "invalid_timestamp", f"timestamp: {exc}")
+        return None
+    try:
+        version = _version(rec.get("version"), default_version)
+    except ValueError as exc:
+        result.reject(i, "invalid_version", f"version: {exc}")
+        return None
+    try:
+        ident = _ident(rec.get("id"))
+    except ValueError as exc:
+        result.reject(i, "invalid_id", f"id: {exc}")
+        return None
+    kind = "a number" if regression else "a class (string, number or boolean)"
+    pred = rec.get("prediction")
+    if pred is not None and not _prediction_ok(pred, regression):
+        result.reject(
+            i,
+            "invalid_prediction",
+            f"prediction: expected {kind} for this model's task, got {_json_type(pred)}",
+        )
+        return None
+    label = rec.get("label")
+    if label is not None and not _prediction_ok(label, regression):
+        result.reject(i, "invalid_label", f"label: expected {kind}, got {_json_type(label)}")
+        return None
+    return ts, version, ident
 
 
 def _prediction_ok(value: Any, regression: bool) -> bool:
@@ -204,4 +256,7 @@ def _json_type(value: Any) -> str:
 
 def take(batch: Batch, rows: list[int]) -> Batch:
     """The sub-batch of the given row positions."""
-    return Batch(*([getattr(batch, f)[r] for r in rows] for f in Batch.__dataclass_fields__))
+    return Batch(*([getattr(batch, f)[r] for r in rows] for f in _ROW_FIELDS))
+
+
+_ROW_FIELDS = [f for f in Batch.__dataclass_fields__ if f != "classes"]

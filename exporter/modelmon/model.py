@@ -259,14 +259,20 @@ class ModelMonitor:
         """The additive vector of a batch (all rows, whatever their time)."""
         vector = self.layout.zeros()
         vector[EVENTS_SLOT] = len(batch)
+        features = _feature_columns(batch.features)
         for slots in self.layout.columns:
-            values = self._column_values(slots, batch)
+            if features is not None and slots.column.role == "feature":
+                values: Sequence[Any] = features.get(slots.column.name) or [None] * len(batch)
+            else:
+                values = self._column_values(slots, batch)
             if slots.numeric:
                 nums, errors = numeric_values(values)
                 encode_numeric(slots, nums, errors, vector)
             else:
                 cats, errors = categorical_values(values, self.max_category_length)
                 encode_categorical(slots, cats, errors, vector)
+                if slots.column.role == "prediction":
+                    batch.classes = cats
         return vector
 
     def _column_values(self, slots: ColumnSlots, batch: Batch) -> list[Any]:
@@ -371,3 +377,14 @@ def _group(versions: list[str]) -> dict[str, list[int]]:
     for i, v in enumerate(versions):
         groups.setdefault(v, []).append(i)
     return groups
+
+
+def _feature_columns(features: list[dict[str, Any]]) -> dict[str, Sequence[Any]] | None:
+    """Feature values column by column, transposed in C when every record lists the same
+    keys in the same order (as one client's records do); None otherwise."""
+    if not features:
+        return None
+    keys = list(features[0])
+    if not all(list(f) == keys for f in features):
+        return None
+    return dict(zip(keys, zip(*[f.values() for f in features], strict=True), strict=True))

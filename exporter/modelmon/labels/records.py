@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 #: A class (compared as a string) or a regression value.
 Value = str | float
@@ -10,8 +11,7 @@ Value = str | float
 ScorePayload = float | dict[str, float] | None
 
 
-@dataclass(frozen=True)
-class PendingPrediction:
+class PendingPrediction(NamedTuple):
     """A prediction that waits for its label."""
 
     id: str
@@ -21,8 +21,7 @@ class PendingPrediction:
     score: ScorePayload = None
 
 
-@dataclass(frozen=True)
-class LabelRecord:
+class LabelRecord(NamedTuple):
     """Ground truth for the prediction ``id``."""
 
     id: str
@@ -30,8 +29,7 @@ class LabelRecord:
     timestamp: float
 
 
-@dataclass(frozen=True)
-class JoinedPair:
+class JoinedPair(NamedTuple):
     """A prediction joined with its label; the timestamps are the records' own."""
 
     id: str

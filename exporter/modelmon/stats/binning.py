@@ -17,6 +17,7 @@ Infinite values are counted out of range and not binned; NaN counts as missing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +28,7 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 QUALITY = ("missing", "out_of_range", "unseen", "type_errors")
+_QUALITY_INDEX = {name: i for i, name in enumerate(QUALITY)}
 EVENTS_SLOT = 0
 
 
@@ -42,29 +44,29 @@ class ColumnSlots:
     category_index: dict[str, int]
     known: frozenset[str]
 
-    @property
+    @cached_property
     def numeric(self) -> bool:
         return self.column.is_numeric
 
-    @property
+    @cached_property
     def counts(self) -> slice:
         return slice(self.offset, self.offset + self.bins)
 
-    @property
+    @cached_property
     def sums(self) -> slice:
         start = self.offset + self.bins
         return slice(start, start + (self.bins if self.numeric else 0))
 
-    @property
+    @cached_property
     def quality_offset(self) -> int:
         return int(self.sums.stop)
 
-    @property
+    @cached_property
     def end(self) -> int:
         return self.quality_offset + len(QUALITY)
 
     def quality(self, name: str) -> int:
-        return self.quality_offset + QUALITY.index(name)
+        return self.quality_offset + _QUALITY_INDEX[name]
 
     def coarse_counts(self, vector: FloatArray) -> FloatArray:
         """Counts per exported bin: coarse bins (numeric) or categories."""
