@@ -24,10 +24,18 @@ def profile_path(tmp_path: Path) -> Path:
         for _ in range(2000):
             x = float(rng.normal())
             score = 1 / (1 + np.exp(-2 * x))
-            writer.writerow([round(x, 5), rng.choice(["red", "blue"]), int(score > 0.5),
-                             round(float(score), 4), int(rng.random() < score)])
-    profile = build_profile([str(data)], Roles(prediction="pred", score="score", label="y"),
-                            progress=lambda _m: None)
+            writer.writerow(
+                [
+                    round(x, 5),
+                    rng.choice(["red", "blue"]),
+                    int(score > 0.5),
+                    round(float(score), 4),
+                    int(rng.random() < score),
+                ]
+            )
+    profile = build_profile(
+        [str(data)], Roles(prediction="pred", score="score", label="y"), progress=lambda _m: None
+    )
     path = tmp_path / "m.profile.json"
     profile.save(path)
     return path
@@ -45,8 +53,15 @@ def samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def config(profile_path: Path) -> dict[str, object]:
     return {
         "collectors": {"gpu": False},
-        "models": [{"name": "m", "reference": str(profile_path), "version": "v1",
-                    "windows": ["5m"], "min_window_events": 50}],
+        "models": [
+            {
+                "name": "m",
+                "reference": str(profile_path),
+                "version": "v1",
+                "windows": ["5m"],
+                "min_window_events": 50,
+            }
+        ],
     }
 
 
@@ -56,8 +71,7 @@ def test_monitor_serves_metrics_of_logged_records(profile_path: Path) -> None:
         url = f"http://127.0.0.1:{monitor.port}"
         for i in range(400):
             x = float(rng.normal(loc=2.0))  # shifted: drift on x
-            monitor.log_prediction({"x": x, "colour": "red"}, prediction=1, score=0.9,
-                                   id=f"r{i}")
+            monitor.log_prediction({"x": x, "colour": "red"}, prediction=1, score=0.9, id=f"r{i}")
         for i in range(100):
             monitor.log_label(f"r{i}", 1 if i % 4 else 0)
         monitor.flush()
@@ -67,8 +81,13 @@ def test_monitor_serves_metrics_of_logged_records(profile_path: Path) -> None:
     assert got[("modelmon_labels_total", (("model", "m"), ("version", "v1")))] == 100
     key = (("model", "m"), ("version", "v1"), ("window", "5m"))
     assert got[("modelmon_accuracy", key)] == pytest.approx(0.75)
-    x_drift = (("column", "x"), ("model", "m"), ("role", "feature"), ("version", "v1"),
-               ("window", "5m"))
+    x_drift = (
+        ("column", "x"),
+        ("model", "m"),
+        ("role", "feature"),
+        ("version", "v1"),
+        ("window", "5m"),
+    )
     assert got[("modelmon_drift_detected", x_drift)] == 1.0
     assert monitor.dropped == 0
 
