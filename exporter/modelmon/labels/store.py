@@ -230,7 +230,8 @@ class LabelStore:
             if now < self._evicted_upto.get(model, (-math.inf, 0))[0]:
                 del self._evicted_upto[model]  # the clock went back: rows before the cursor
             unique = [items[i] for i in first.values()]
-            result.joined = self._join_orphans(model, unique)
+            if self._orphans[model] > 0:  # no label waits: skip the lookup
+                result.joined = self._join_orphans(model, unique)
             joined = {pair.id for pair in result.joined}
             rows = [_prediction_row(model, p, now, p.id in joined) for p in unique]
             inserted = self._insert(
