@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from modelmon.bodies import ByteBudget
 from modelmon.checkpoint import Checkpointer
 from modelmon.config import Config, parse_listen
 from modelmon.exposition import ModelCollector, Refresher
@@ -20,7 +21,7 @@ from modelmon.ingest import IngestResult
 from modelmon.labels.store import LabelStore
 from modelmon.model import ModelMonitor
 from modelmon.profile import load_profile
-from modelmon.server import ExporterHTTPServer, serve_in_thread
+from modelmon.server import ExporterHTTPServer, InFlight, serve_in_thread
 from modelmon.sources.jsonl import JsonlSource
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,10 @@ class Exporter:
             list(self.monitors.values()), config.refresh_interval, clock=clock
         )
         self.ingest_slots = threading.BoundedSemaphore(config.limits.max_inflight)
+        self.inflight = InFlight()
+        # Raw bodies being received: room for twice as many maximal bodies as are processed.
+        limits = config.limits
+        self.body_budget = ByteBudget(2 * limits.max_inflight * limits.max_body_bytes)
         self.collectors: dict[str, Collector] = {
             "models": ModelCollector(list(self.monitors.values()), self.refresher)
         }
@@ -76,6 +81,7 @@ class Exporter:
         ]
         self.server: ExporterHTTPServer | None = None
         self.ready = False
+        self.stopping = False
         self._stopped = threading.Event()
 
     def _register(self) -> None:
@@ -182,6 +188,7 @@ class Exporter:
             return
         self._stopped.set()
         self.ready = False
+        self.stopping = True
         if self.server is not None:
             self.server.shutdown()  # no new connections
             self.server.server_close()
@@ -193,17 +200,13 @@ class Exporter:
             self.checkpointer.stop()  # a last checkpoint
         self.store.close()
 
-    def _drain_ingest(self, timeout: float = 10.0) -> None:
-        """Wait for in-flight ingest requests by taking every ingest slot."""
-        deadline = time.monotonic() + timeout
-        taken = 0
-        for _ in range(self.config.limits.max_inflight):
-            if self.ingest_slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                taken += 1
-        if taken < self.config.limits.max_inflight:
+    def _drain_ingest(self) -> None:
+        """Wait for the ingest requests in flight (their body may still be arriving)."""
+        timeout = self.config.limits.request_timeout + 5.0
+        if not self.inflight.wait_idle(timeout):
             log.warning(
                 "shutdown: %d ingest request(s) still running after %.0f s",
-                self.config.limits.max_inflight - taken,
+                self.inflight.count,
                 timeout,
             )
 

@@ -6,6 +6,8 @@ orjson parses when it is installed (the ``fast`` extra), the standard library ot
 from __future__ import annotations
 
 import json
+import re
+import threading
 import zlib
 from typing import Any
 
@@ -27,13 +29,29 @@ def loads(data: bytes) -> Any:
     """Parse JSON with orjson when installed, falling back to the standard library for
     what orjson refuses but Python's ``json.dumps`` writes: ``NaN``, ``Infinity`` and
     out-of-range numbers such as ``1e999`` (NaN then counts as missing, infinities as
-    out of range). The fallback runs only on a body orjson rejected."""
+    out of range). The fallback runs only on a body orjson rejected.
+
+    Text that is not Unicode — a lone surrogate escape such as ``"\\ud800"``, which the
+    standard library would let through — is refused, so no string that cannot be
+    written back out (to SQLite, to /metrics) ever enters.
+    """
     try:
-        return _fast(data)
+        value = _fast(data)
+        if _fast is not json.loads:
+            return value
     except _DecodeError:
         if _fast is json.loads:
             raise
-        return json.loads(data)
+        value = json.loads(data)
+    if _SURROGATE.search(data):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone surrogate escape (not Unicode)") from None
+    return value
+
+
+_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 
 
 JSON_TYPES = ("application/json", "text/json")
@@ -49,10 +67,11 @@ NDJSON_TYPES = (
 class BodyError(Exception):
     """A body that cannot be used: ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
 def media_type(content_type: str | None) -> str:
@@ -127,3 +146,31 @@ def parse_records(body: bytes, kind: str) -> list[Any]:
 def _short(exc: BaseException) -> str:
     text = str(exc) if not isinstance(exc, RecursionError) else "nested too deeply"
     return text[:200]
+
+
+class ByteBudget:
+    """Bytes of request bodies being read at once, at most ``capacity``.
+
+    >>> budget = ByteBudget(10)
+    >>> budget.reserve(8, timeout=0), budget.reserve(4, timeout=0)
+    (True, False)
+    >>> budget.release(8); budget.reserve(4, timeout=0)
+    True
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.used = 0
+        self._changed = threading.Condition()
+
+    def reserve(self, size: int, timeout: float) -> bool:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self.used + size <= self.capacity, timeout):
+                return False
+            self.used += size
+            return True
+
+    def release(self, size: int) -> None:
+        with self._changed:
+            self.used -= size
+            self._changed.notify_all()

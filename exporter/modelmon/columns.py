@@ -60,6 +60,8 @@ def categorical_values(values: Sequence[Any], max_length: int) -> tuple[list[str
             append(None)
         elif v is None:
             append(None)
+        elif type(v) is int:  # the common class value: 0, 1, 2 ...
+            append(str(v))
         else:
             c = class_value(v)
             if c is None and not (type(v) is float and math.isnan(v)):

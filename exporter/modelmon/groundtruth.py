@@ -213,6 +213,7 @@ class GroundTruth:
                 result.reject(i, "invalid_timestamp", f"timestamp: {exc}")
                 continue
             out.append(LabelRecord(ident, label, ts))
+            result.positions.append(i)
         result.accepted = len(out)
         return out, result
 

@@ -32,7 +32,6 @@ REASONS = (
     "invalid_json",
     "too_many_versions",
     "duplicate_label",
-    "queue_full",
     # from tailed JSONL files (modelmon.sources)
     "not_a_record",
     "line_too_long",
@@ -48,6 +47,7 @@ class IngestResult:
     rejected: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)  # every rejection, listed or not
+    positions: list[int] = field(default_factory=list)  # body index of each accepted label
 
     def reject(self, index: int, reason: str, message: str) -> None:
         self.rejected += 1

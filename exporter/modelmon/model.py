@@ -187,10 +187,7 @@ class ModelMonitor:
         if labels and self.store is not None:
             stored = self.store.add_labels(self.name, labels)
             self.add_joined(stored.joined, now)
-            if stored.duplicates:
-                result.accepted -= stored.duplicates
-                result.rejected += stored.duplicates
-                result.reasons["duplicate_label"] += stored.duplicates
+            _reject_duplicates(result, labels, stored.duplicate_ids)
             with self.lock:
                 self.truth.counters.unmatched += stored.unmatched
         with self.lock:
@@ -388,3 +385,16 @@ def _feature_columns(features: list[dict[str, Any]]) -> dict[str, Sequence[Any]]
     if not all(list(f) == keys for f in features):
         return None
     return dict(zip(keys, zip(*[f.values() for f in features], strict=True), strict=True))
+
+
+def _reject_duplicates(result: IngestResult, labels: Sequence[Any], ids: Sequence[str]) -> None:
+    """Report labels the store dropped as duplicates, each with its body index: a repeat
+    within the body at its later position, an id labeled before at its first."""
+    positions: dict[str, list[int]] = {}
+    for label, index in zip(labels, result.positions, strict=True):
+        positions.setdefault(label.id, []).append(index)
+    for ident in ids:
+        at = positions.get(ident)
+        index = at.pop() if at else -1
+        result.accepted -= 1
+        result.reject(index, "duplicate_label", f"id: {ident!r:.80} already has its label")

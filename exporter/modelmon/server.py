@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from modelmon.bodies import BodyError, decompress, media_type, parse_records
+from modelmon.config import TlsConfig
 
 if TYPE_CHECKING:
     from modelmon.app import Exporter
@@ -111,7 +112,14 @@ class Handler(BaseHTTPRequestHandler):
     # --- POST ----------------------------------------------------------------------------
 
     def do_POST(self) -> None:
+        with self.server.exporter.inflight:
+            self._post()
+
+    def _post(self) -> None:
         exporter = self.server.exporter
+        if exporter.stopping:  # a keep-alive connection that outlived the listener
+            self._reject_body(503, "shutting down; retry later", {"Retry-After": "1"})
+            return
         match = INGEST_PATH.match(self.path.split("?", 1)[0])
         if match is None:
             self._reject_body(404, f"no such path: {self.path[:200]}")
@@ -127,23 +135,33 @@ class Handler(BaseHTTPRequestHandler):
                 f"models: {', '.join(exporter.model_names())}",
             )
             return
+        # Memory is bounded twice, so that a flood waits in the senders (429), not here:
+        # raw bodies being read share a byte budget (a slow uploader holds only its own
+        # share), and parsing and ingest run in at most `max_inflight` slots, each held
+        # until the answer is written, so a graceful shutdown, which takes every slot,
+        # lets the requests being processed finish.
         try:
-            records = self._records()
+            body = self._body(exporter)
         except BodyError as exc:
-            self._reject_body(exc.status, exc.message)
+            self._reject_body(exc.status, exc.message, exc.headers)
             return
         if not exporter.ingest_slots.acquire(timeout=QUEUE_WAIT_SECONDS):
-            exporter.count_rejected(model, "queue_full", len(records))
-            self._error(429, "ingest queue full; retry later", {"Retry-After": "1"})
+            self._reject_body(429, "ingest queue full; retry later", {"Retry-After": "1"})
             return
         try:
+            try:
+                records = self._records(body)
+            except BodyError as exc:
+                self._reject_body(exc.status, exc.message)
+                return
+            del body
             if kind == "predictions":
                 result = exporter.ingest_predictions(model, records)
             else:
                 result = exporter.ingest_labels(model, records)
+            self._json(200, result.to_json())
         finally:
             exporter.ingest_slots.release()
-        self._json(200, result.to_json())
 
     def _authorized(self) -> bool:
         token = self.server.exporter.token
@@ -161,9 +179,10 @@ class Handler(BaseHTTPRequestHandler):
         )
         return False
 
-    def _records(self) -> list[Any]:
-        limits = self.server.exporter.config.limits
-        kind = media_type(self.headers.get("Content-Type"))
+    def _body(self, exporter: Exporter) -> bytes:
+        """The raw body, read within the exporter's byte budget (429 when it is spent)."""
+        limits = exporter.config.limits
+        media_type(self.headers.get("Content-Type"))  # 415 before reading anything
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             raise BodyError(411, "Transfer-Encoding: chunked is not supported; send Content-Length")
         length_text = self.headers.get("Content-Length")
@@ -174,7 +193,16 @@ class Handler(BaseHTTPRequestHandler):
             raise BodyError(
                 413, f"body: {length} bytes is over the limit of {limits.max_body_bytes} bytes"
             )
-        body = self._read(length)
+        if not exporter.body_budget.reserve(length, timeout=QUEUE_WAIT_SECONDS):
+            raise BodyError(429, "ingest queue full; retry later", {"Retry-After": "1"})
+        try:
+            return self._read(length)
+        finally:
+            exporter.body_budget.release(length)
+
+    def _records(self, body: bytes) -> list[Any]:
+        limits = self.server.exporter.config.limits
+        kind = media_type(self.headers.get("Content-Type"))
         body = decompress(body, self.headers.get("Content-Encoding"), limits.max_decompressed_bytes)
         records = parse_records(body, kind)
         if len(records) > limits.max_records:
@@ -198,10 +226,12 @@ class Handler(BaseHTTPRequestHandler):
     def _drain(self) -> None:
         self.close_connection = True
 
-    def _reject_body(self, status: int, message: str) -> None:
+    def _reject_body(
+        self, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         # Part of the body may be unread and would be taken for the next request.
         self.close_connection = True
-        self._error(status, message)
+        self._error(status, message, headers)
 
 
 class ExporterHTTPServer(ThreadingHTTPServer):
@@ -213,14 +243,11 @@ class ExporterHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], exporter: Exporter) -> None:
         self.exporter = exporter
+        context = tls_context(exporter.config.tls)  # before binding: a bad file says so
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, Handler)
-        tls = exporter.config.tls
-        if tls.cert_file is not None and tls.key_file is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+        if context is not None:
             # The handshake runs in the connection's thread, not in the accept loop.
             self.socket = context.wrap_socket(
                 self.socket, server_side=True, do_handshake_on_connect=False
@@ -228,6 +255,47 @@ class ExporterHTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
+class InFlight:
+    """Counts the ingest requests being handled, so a shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._changed:
+            self.count += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._changed:
+            self.count -= 1
+            self._changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once no request is in flight; False if some still are after ``timeout``."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.count == 0, timeout)
+
+
+def tls_context(tls: TlsConfig) -> ssl.SSLContext | None:
+    """The server's TLS context, or None without TLS; errors name the config key."""
+    if tls.cert_file is None or tls.key_file is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    for key, path in (("tls.cert_file", tls.cert_file), ("tls.key_file", tls.key_file)):
+        if not path.is_file():
+            raise ValueError(f"{key}: {path} does not exist or is not a file")
+    try:
+        context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(
+            f"tls.cert_file, tls.key_file: cannot load {tls.cert_file} with {tls.key_file}: "
+            f"{getattr(exc, 'reason', None) or exc}"
+        ) from None
+    return context
 
 
 def serve_in_thread(server: ExporterHTTPServer) -> threading.Thread:

@@ -94,8 +94,10 @@ def test_binary_performance_equals_scikit_learn(
     labels = [{"id": f"r{i}", "label": test_rows[i]["label"]} for i in order]
     post(running.url, "labels", labels[: len(labels) // 2])
     post(running.url, "labels", labels[len(labels) // 2 :])
-    duplicate = post(running.url, "labels", [labels[0]])
-    assert duplicate["rejected"] == 1
+    duplicate = post(running.url, "labels", [labels[1], labels[0], labels[1]])
+    assert duplicate["rejected"] == 3
+    assert sorted(e["index"] for e in duplicate["errors"]) == [0, 1, 2]
+    assert {e["reason"] for e in duplicate["errors"]} == {"duplicate_label"}
     running.app.refresher.refresh()
     s = scrape(running.url)
 
@@ -129,7 +131,7 @@ def test_binary_performance_equals_scikit_learn(
     assert s.value("modelmon_brier_score", **windowed) == pytest.approx(
         brier_score_loss(y_test, y_score), rel=1e-9
     )
-    assert s.value("modelmon_rejected_records_total", model=MODEL, reason="duplicate_label") == 1
+    assert s.value("modelmon_rejected_records_total", model=MODEL, reason="duplicate_label") == 3
     assert s.value("modelmon_pending_predictions", model=MODEL) == 0
     # The profile learned the reference baseline and a calibration map: both are exported.
     train_pred = (model.predict_proba(x_train)[:, 1] >= 0.5).astype(int)

@@ -55,6 +55,7 @@ class StoreResult:
     evicted: int = 0
     duplicates: int = 0
     unmatched: int = 0
+    duplicate_ids: list[str] = field(default_factory=list)  # add_labels: which ids
 
 
 @dataclass

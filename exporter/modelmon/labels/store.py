@@ -281,17 +281,23 @@ class LabelStore:
         without its prediction waits as an orphan."""
         first = _first_by_id(labels)
         result = StoreResult(duplicates=len(labels) - len(first))
+        result.duplicate_ids = [lab.id for i, lab in enumerate(labels) if first[lab.id] != i]
         if not first:
             return result
         now = self._clock()
         with self._transaction():
             unique = [labels[i] for i in first.values()]
             result.joined, seen = self._join_waiting(model, unique, now)
+            result.duplicate_ids += sorted(seen - {pair.id for pair in result.joined})
             rows = [
                 (model, lab.id, lab.label, lab.timestamp, now)
                 for lab in unique
                 if lab.id not in seen
             ]
+            if rows and self._orphans[model] > 0:
+                sql = "SELECT id FROM orphans WHERE model = ? AND id IN ({ids})"
+                waiting = self._select(sql, model, [row[1] for row in rows])
+                result.duplicate_ids += [str(row[0]) for row in waiting]
             inserted = self._insert(
                 "INSERT OR IGNORE INTO orphans (model, id, label, ts, arrived) "
                 "VALUES (?, ?, ?, ?, ?)",

@@ -118,18 +118,17 @@ def encode_numeric(
     """Add a batch of numeric values (NaN = missing, or one of the ``type_errors``
     values, which the caller turned into NaN) into ``out``."""
     col = slots.column
-    missing = np.isnan(values)
     finite = np.isfinite(values)
-    present = values[finite]
+    present = values if finite.all() else values[finite]
+    missing = 0 if present.size == values.size else int(np.count_nonzero(np.isnan(values)))
     idx = np.searchsorted(slots.fine_edges, present, side="right")
     out[slots.counts] += np.bincount(idx, minlength=slots.bins)
     out[slots.sums] += np.bincount(idx, weights=present, minlength=slots.bins)
     outside = int(np.count_nonzero((present < col.min) | (present > col.max)))
     # Type errors were turned into NaN by the caller; they are not also missing.
-    out[slots.quality("missing")] += int(np.count_nonzero(missing)) - type_errors
-    out[slots.quality("out_of_range")] += outside + (
-        values.size - present.size - int(missing.sum())
-    )
+    out[slots.quality("missing")] += missing - type_errors
+    infinite = values.size - present.size - missing
+    out[slots.quality("out_of_range")] += outside + infinite
     out[slots.quality("type_errors")] += type_errors
 
 
