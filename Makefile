@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: demo install deps test lint typecheck pytest bench stack generate check-generated clean
+.PHONY: demo install deps test lint typecheck pytest bench soak stack generate check-generated clean
 
 demo: install
 	modelmon demo
@@ -36,6 +36,10 @@ bench: install
 	$(PYTHON) benchmarks/bench_labels.py
 	$(PYTHON) benchmarks/bench_client.py
 	$(PYTHON) benchmarks/bench_check.py
+
+# 30 minutes of steady load; resident memory and latency over time (not part of CI).
+soak: install
+	$(PYTHON) benchmarks/soak.py
 
 # The demo exporter with a local Prometheus and Alertmanager, no Docker needed.
 stack: install
