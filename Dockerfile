@@ -37,11 +37,11 @@ RUN groupadd --system --gid 10001 modelmon \
         --home-dir /var/lib/modelmon --shell /usr/sbin/nologin modelmon \
  && install --directory --owner 10001 --group 10001 /var/lib/modelmon
 COPY --from=build /opt/modelmon /opt/modelmon
+# MALLOC_ARENA_MAX: glibc gives each handler thread its own malloc arena otherwise, tens
+# of MiB of resident memory under concurrent load (docs/reliability.md).
 ENV PATH=/opt/modelmon/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    # glibc gives each handler thread its own malloc arena otherwise: tens of MiB of
-    # resident memory under concurrent load (docs/reliability.md).
     MALLOC_ARENA_MAX=2 \
     MODELMON_HEALTHCHECK_URL=http://127.0.0.1:9847/healthz
 USER 10001:10001
