@@ -77,8 +77,9 @@ def restore(monitor: ModelMonitor, path: Path) -> int:
             restored = 0
             with monitor.lock:
                 for version, vmeta in meta["versions"].items():
-                    if len(monitor.versions) >= monitor.config.max_versions:
-                        break
+                    full = len(monitor.versions) >= monitor.config.max_versions
+                    if full and version not in monitor.versions:
+                        continue
                     state = monitor.new_version_state()
                     state.last_seen = float(vmeta.get("last_seen", 0.0))
                     for name, wmeta in vmeta["windows"].items():
