@@ -57,6 +57,40 @@ LABELS = "labels"
 GZIP_MIN_BYTES = 1024  # below this, compressing costs more than it saves
 
 
+def prediction_record(
+    features: Mapping[str, Any],
+    prediction: Any = None,
+    *,
+    id: str | None = None,
+    score: float | None = None,
+    scores: Mapping[str, float] | None = None,
+    label: Any = None,
+    version: str | None = None,
+    timestamp: float | str | None = None,
+    latency_seconds: float | None = None,
+) -> dict[str, Any]:
+    """A prediction record (DESIGN.md section 5) with the fields that are given;
+    ``timestamp`` defaults to now. ``features`` and ``scores`` are copied (shallowly)."""
+    record: dict[str, Any] = {
+        "features": dict(features),
+        "timestamp": time.time() if timestamp is None else timestamp,
+    }
+    optional = (
+        ("prediction", prediction),
+        ("id", id),
+        ("score", score),
+        ("label", label),
+        ("version", version),
+        ("latency_seconds", latency_seconds),
+    )
+    for key, value in optional:
+        if value is not None:
+            record[key] = value
+    if scores is not None:
+        record["scores"] = dict(scores)
+    return record
+
+
 class Client:
     """Queue records on the caller's thread; deliver them in batches on a daemon thread.
 
@@ -137,24 +171,17 @@ class Client:
         change values nested inside it.
         """
         try:
-            record: dict[str, Any] = {
-                "features": dict(features),
-                "timestamp": time.time() if timestamp is None else timestamp,
-            }
-            if prediction is not None:
-                record["prediction"] = prediction
-            if id is not None:
-                record["id"] = id
-            if score is not None:
-                record["score"] = score
-            if scores is not None:
-                record["scores"] = dict(scores)
-            if label is not None:
-                record["label"] = label
-            if version is not None:
-                record["version"] = version
-            if latency_seconds is not None:
-                record["latency_seconds"] = latency_seconds
+            record = prediction_record(
+                features,
+                prediction,
+                id=id,
+                score=score,
+                scores=scores,
+                label=label,
+                version=version,
+                timestamp=timestamp,
+                latency_seconds=latency_seconds,
+            )
         except Exception as error:  # e.g. features that are no mapping: never raise
             self._drop(1, "log_prediction: %r", error)
             return

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from modelmon.app import Exporter
+from modelmon.client import prediction_record
 from modelmon.config import Config, config_from_dict, load_config
 
 log = logging.getLogger(__name__)
@@ -104,24 +105,17 @@ class Monitor:
         model: str | None = None,
     ) -> None:
         """Queue a prediction record (DESIGN.md section 5); never raises on bad values."""
-        record: dict[str, Any] = {
-            "features": features,
-            "timestamp": time.time() if timestamp is None else timestamp,
-        }
-        if prediction is not None:
-            record["prediction"] = prediction
-        if id is not None:
-            record["id"] = id
-        if score is not None:
-            record["score"] = score
-        if scores is not None:
-            record["scores"] = scores
-        if label is not None:
-            record["label"] = label
-        if version is not None:
-            record["version"] = version
-        if latency_seconds is not None:
-            record["latency_seconds"] = latency_seconds
+        record = prediction_record(
+            features,
+            prediction,
+            id=id,
+            score=score,
+            scores=scores,
+            label=label,
+            version=version,
+            timestamp=timestamp,
+            latency_seconds=latency_seconds,
+        )
         self._put(model, "predictions", record)
 
     def log_label(

@@ -162,7 +162,9 @@ class Harness:
         self.writer.send_signal(signal.SIGTERM)
         assert self.writer.wait(timeout=30) == 0
         written = json.loads((self.tmp / "written.json").read_text())["written"]
-        wait_for(lambda: len(self.counted_ids()) >= written, "the tail to catch up")
+        # Wait for every line, not for a count: lines repeated after a kill would make
+        # the count reach `written` before the last lines are read.
+        wait_for(lambda: set(self.counted_ids()) >= set(range(written)), "the tail to catch up")
         assert self.tail is not None
         self.tail.terminate()
         assert self.tail.wait(timeout=30) == 0
