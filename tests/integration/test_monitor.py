@@ -13,6 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 import modelmon
 from modelmon.profiling.builder import Roles, build_profile
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def profile_path(tmp_path: Path) -> Path:
