@@ -58,19 +58,9 @@ X2_SHIFT = 4.0  # two reference standard deviations of x2 ~ N(5, 2)
 
 def _bundle_config() -> Any:
     """scripts/bundle_config.py, the config derivation shared with scripts/stack.sh."""
-    import importlib.util
+    import bundle_config
 
-    if "bundle_config" in sys.modules:
-        return sys.modules["bundle_config"]
-    spec = importlib.util.spec_from_file_location(
-        "bundle_config", REPO / "scripts" / "bundle_config.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bundle_config"] = module
-    spec.loader.exec_module(module)
-    return module
+    return bundle_config
 
 
 # --- a webhook receiver -----------------------------------------------------------------

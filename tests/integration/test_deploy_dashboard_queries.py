@@ -32,7 +32,6 @@ import yaml
 from realbin import free_port, require_binary, running, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "grafana"))
 from dashgen.queries import (  # noqa: E402
     Query,
     iter_queries,

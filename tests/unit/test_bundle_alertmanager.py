@@ -9,15 +9,14 @@ tests/integration/test_bundle_e2e.py.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import bundle_config
 import pytest
+import realbin  # tests/integration, scripts: on pytest's pythonpath
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,23 +25,6 @@ TEMPLATES = REPO / "alertmanager" / "templates"
 CASES = REPO / "alertmanager" / "tests"
 # Keys whose value is a secret; the shipped config must use their *_file form.
 SECRET_KEYS = {"routing_key", "service_key", "api_url", "credentials", "password", "token"}
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    """Import ``path`` as module ``name``: tests/integration and scripts are no packages."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-realbin = _load("realbin", REPO / "tests" / "integration" / "realbin.py")
-bundle_config = _load("bundle_config", REPO / "scripts" / "bundle_config.py")
 
 
 def _amtool(*args: str) -> subprocess.CompletedProcess[str]:

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+import realbin  # tests/integration, scripts: on pytest's pythonpath
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    """Import ``path`` as module ``name``: tests/integration is no package."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-realbin = _load("realbin", REPO / "tests" / "integration" / "realbin.py")
 MISSING = "modelmon-no-such-program-7f3a"
 
 

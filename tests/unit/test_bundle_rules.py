@@ -10,16 +10,15 @@ numpy from the tests' own input series.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import re
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import bundle_config
 import numpy as np
 import pytest
+import realbin  # tests/integration, scripts: on pytest's pythonpath
 import yaml
 
 from modelmon.catalogue import exposed_series_names
@@ -47,23 +46,6 @@ GUARD = re.compile(
     r"|:increase1h >= \d+"  # fleet ratios: records or labels in the hour
     r"|:rate1d \* \d+ >= \d+"  # "used to have traffic" over a day
 )
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    """Import ``path`` as module ``name``: tests/integration and scripts are no packages."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-realbin = _load("realbin", REPO / "tests" / "integration" / "realbin.py")
-bundle_config = _load("bundle_config", REPO / "scripts" / "bundle_config.py")
 
 
 def _rule_files() -> list[Path]:

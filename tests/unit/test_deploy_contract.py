@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ RULES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 
-sys.path.insert(0, str(ROOT / "grafana"))
 import dashgen.queries  # noqa: E402
 from dashgen.queries import iter_queries, metric_names  # noqa: E402
 

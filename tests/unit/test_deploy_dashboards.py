@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,6 @@ SCHEMAS = ROOT.parent / "shared" / "schemas"
 DASHBOARDS = ROOT / "grafana" / "dashboards"
 PROVISIONING = ROOT / "grafana" / "provisioning"
 
-sys.path.insert(0, str(ROOT / "grafana"))
 from dashgen.queries import (  # noqa: E402
     GLOBAL_VARIABLES,
     iter_queries,

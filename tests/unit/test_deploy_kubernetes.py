@@ -11,7 +11,6 @@ files the pod mounts, and the generated objects equal their sources.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import re
@@ -47,12 +46,9 @@ def require(available: bool, what: str) -> None:
 
 
 def load_gen_k8s() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_k8s", ROOT / "scripts" / "gen_k8s.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import gen_k8s  # scripts/ is on pytest's pythonpath
+
+    return gen_k8s
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
