@@ -1,8 +1,10 @@
 """Scrape-time translation of model state into Prometheus metric families.
 
 Counters come straight from the versions' cumulative vectors (copied under the model's
-lock); computed gauges come from the latest cached :class:`Readings`, refreshed in the
-background every few seconds, so a scrape never recomputes statistics.
+lock) at every scrape (:class:`ModelCollector`). The computed statistics, reference
+shares and baselines change only at a refresh: :class:`Refresher` recomputes them in the
+background every few seconds and renders them once (:func:`static_exposition`), so a
+scrape neither recomputes nor re-renders them.
 """
 
 from __future__ import annotations
@@ -67,7 +69,6 @@ class Readings:
 
     at: float = 0.0
     models: dict[str, list[WindowReading]] = field(default_factory=dict)
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 class Refresher:
@@ -127,17 +128,16 @@ class Refresher:
 
 
 class ModelCollector:
-    """Every model family of DESIGN.md section 7 that the core exporter owns."""
+    """The model counters of DESIGN.md section 7, read at every scrape (the computed
+    families are in :attr:`Refresher.static`)."""
 
     def __init__(
         self,
         monitors: Sequence[ModelMonitor],
         refresher: Refresher,
-        extra: Sequence[Callable[[ModelMonitor, Readings], Iterable[Metric]]] = (),
     ) -> None:
         self.monitors = monitors
         self.refresher = refresher
-        self.extra = extra
 
     def describe(self) -> list[Metric]:
         return []
@@ -145,7 +145,6 @@ class ModelCollector:
     def collect(self) -> Iterator[Metric]:
         if self.refresher.last_error is not None:
             raise RuntimeError(f"statistics refresh failed: {self.refresher.last_error}")
-        readings = self.refresher.readings
         info = gauge("modelmon_build_info")
         info.add_metric([__version__], 1.0)
         yield info
@@ -154,9 +153,6 @@ class ModelCollector:
             _counters(monitor, families)
             _truth_counters(monitor, families)
         yield from families.all()
-        for monitor in self.monitors:
-            for fn in self.extra:
-                yield from fn(monitor, readings)
 
 
 class _Families(dict[str, Any]):

@@ -353,15 +353,14 @@ class ModelMonitor:
                     report = drift_report(
                         self.layout, vector, self.rules, self.config.drift.share, self.methods
                     )
-                perf = perf if perf is not None and self._count(perf) >= minimum else None
-                est = est if est is not None and est[0] >= minimum else None
                 truth = self.truth.read(perf, est)
+                # Performance needs labeled pairs, estimates scored predictions.
+                if truth.performance is not None and truth.performance.n < minimum:
+                    truth.performance = None
+                if truth.estimate is not None and truth.estimate.n < minimum:
+                    truth.estimate = None
                 out.append(WindowReading(version, name, events, report, truth))
         return out
-
-    def _count(self, perf: FloatArray) -> float:
-        """Labeled pairs in a performance vector."""
-        return float(self.truth.performance.metrics(perf).n)
 
 
 def _group(versions: list[str]) -> dict[str, list[int]]:
