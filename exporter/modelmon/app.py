@@ -62,9 +62,10 @@ class Exporter:
         )
         self.ingest_slots = threading.BoundedSemaphore(config.limits.max_inflight)
         self.inflight = InFlight()
-        # Raw bodies being received: room for twice as many maximal bodies as are processed.
+        # Raw bodies from before they are read until they are parsed: as many maximal
+        # bodies as there are ingest slots.
         limits = config.limits
-        self.body_budget = ByteBudget(2 * limits.max_inflight * limits.max_body_bytes)
+        self.body_budget = ByteBudget(limits.max_inflight * limits.max_body_bytes)
         self.collectors: dict[str, Collector] = {
             "models": ModelCollector(list(self.monitors.values()), self.refresher)
         }

@@ -136,32 +136,47 @@ class Handler(BaseHTTPRequestHandler):
             )
             return
         # Memory is bounded twice, so that a flood waits in the senders (429), not here:
-        # raw bodies being read share a byte budget (a slow uploader holds only its own
-        # share), and parsing and ingest run in at most `max_inflight` slots, each held
-        # until the answer is written, so a graceful shutdown, which takes every slot,
-        # lets the requests being processed finish.
+        # raw bodies share a byte budget from before they are read until they are parsed
+        # (a slow uploader holds only its own share), and parsing and ingest run in at
+        # most `max_inflight` slots.
         try:
-            body = self._body(exporter)
+            length = self._reserve(exporter)
         except BodyError as exc:
             self._reject_body(exc.status, exc.message, exc.headers)
             return
-        if not exporter.ingest_slots.acquire(timeout=QUEUE_WAIT_SECONDS):
-            self._reject_body(429, "ingest queue full; retry later", {"Retry-After": "1"})
+        try:
+            records = self._parsed(exporter, length)
+        finally:
+            exporter.body_budget.release(length)
+        if records is None:
             return
         try:
-            try:
-                records = self._records(body)
-            except BodyError as exc:
-                self._reject_body(exc.status, exc.message)
-                return
-            del body
             if kind == "predictions":
                 result = exporter.ingest_predictions(model, records)
             else:
                 result = exporter.ingest_labels(model, records)
             self._json(200, result.to_json())
         finally:
+            # Held until the answer is written: a graceful shutdown waits for it.
             exporter.ingest_slots.release()
+
+    def _parsed(self, exporter: Exporter, length: int) -> list[Any] | None:
+        """Read and parse the body in an ingest slot; None after answering an error.
+        On success the caller holds the slot and must release it."""
+        try:
+            body = self._read(length)
+        except BodyError as exc:
+            self._reject_body(exc.status, exc.message)
+            return None
+        if not exporter.ingest_slots.acquire(timeout=QUEUE_WAIT_SECONDS):
+            self._reject_body(429, "ingest queue full; retry later", {"Retry-After": "1"})
+            return None
+        try:
+            return self._records(body)
+        except BodyError as exc:
+            exporter.ingest_slots.release()
+            self._reject_body(exc.status, exc.message)
+            return None
 
     def _authorized(self) -> bool:
         token = self.server.exporter.token
@@ -179,8 +194,9 @@ class Handler(BaseHTTPRequestHandler):
         )
         return False
 
-    def _body(self, exporter: Exporter) -> bytes:
-        """The raw body, read within the exporter's byte budget (429 when it is spent)."""
+    def _reserve(self, exporter: Exporter) -> int:
+        """Check the body's headers and reserve its length in the exporter's byte budget
+        (429 when it is spent); the caller releases it."""
         limits = exporter.config.limits
         media_type(self.headers.get("Content-Type"))  # 415 before reading anything
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -195,10 +211,7 @@ class Handler(BaseHTTPRequestHandler):
             )
         if not exporter.body_budget.reserve(length, timeout=QUEUE_WAIT_SECONDS):
             raise BodyError(429, "ingest queue full; retry later", {"Retry-After": "1"})
-        try:
-            return self._read(length)
-        finally:
-            exporter.body_budget.release(length)
+        return length
 
     def _records(self, body: bytes) -> list[Any]:
         limits = self.server.exporter.config.limits
