@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -18,7 +19,7 @@ from modelmon.checkpoint import Checkpointer
 from modelmon.config import Config, parse_listen
 from modelmon.exposition import ModelCollector, Refresher
 from modelmon.ingest import IngestResult
-from modelmon.labels.store import LabelStore
+from modelmon.labels import JoinStore, open_store
 from modelmon.model import ModelMonitor
 from modelmon.profile import load_profile
 from modelmon.server import ExporterHTTPServer, InFlight, serve_in_thread
@@ -215,14 +216,33 @@ class Exporter:
         self._stopped.wait()
 
 
-def _label_store(config: Config) -> LabelStore:
+#: Allocations between two young-generation collections in a modelmon server process.
+GC_THRESHOLD = 10_000
+
+
+def tune_garbage_collector() -> None:
+    """Collect the young generation every 10,000 container allocations instead of 700.
+
+    A body of 1,000 records allocates thousands of dictionaries that live for one
+    request; at the interpreter's default a collection runs every few records and
+    costs about a fifth of ingest time. Objects in reference cycles are still
+    collected, a little later. Called by ``modelmon serve`` and ``modelmon demo`` (never
+    on import: an application that embeds :class:`modelmon.monitor.Monitor` keeps its
+    own settings); ``gc.freeze`` moves the start-up objects out of every collection.
+    """
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, older, oldest)
+
+
+def _label_store(config: Config) -> JoinStore:
     """One join store for every model: SQLite under state_dir, else in memory."""
     path = None
     if config.state_dir is not None:
         config.state_dir.mkdir(parents=True, exist_ok=True)
         path = config.state_dir / "labels.sqlite"
     first = config.models[0].labels
-    store = LabelStore(path, ttl_seconds=first.ttl, max_pending=first.max_pending)
+    store = open_store(path, ttl_seconds=first.ttl, max_pending=first.max_pending)
     for model in config.models:
         store.set_limits(
             model.name, ttl_seconds=model.labels.ttl, max_pending=model.labels.max_pending

@@ -147,13 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from modelmon.app import Exporter
+    from modelmon.app import Exporter, tune_garbage_collector
     from modelmon.config import ConfigError, load_config
     from modelmon.profile import ProfileError
 
     try:
         config = load_config(args.config)
         exporter = Exporter(config)
+        tune_garbage_collector()
         exporter.start(args.listen)
     except (ConfigError, ProfileError, ValueError) as exc:
         log.error("%s", exc)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import requests
 
-from modelmon.app import Exporter
+from modelmon.app import Exporter, tune_garbage_collector
 from modelmon.config import config_from_dict
 from modelmon.profiling.builder import Roles, build_profile
 
@@ -253,6 +253,7 @@ def run_demo(
         write_references(directory)
         config = config_from_dict(demo_config(directory, listen), directory)
         exporter = Exporter(config)
+        tune_garbage_collector()
         host, port = exporter.start()
         shown = "localhost" if host in ("0.0.0.0", "::") else host
         url = f"http://{shown}:{port}"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from modelmon.ingest import Batch, IngestResult
-from modelmon.labels.records import JoinedPair, LabelRecord, PendingPrediction
+from modelmon.labels.records import JoinedPair, LabelRecord, PendingColumns, PendingPrediction
 from modelmon.profile import Profile
 from modelmon.stats.binning import FloatArray
 from modelmon.stats.estimation import Calibrator, ConfidenceEstimator, EstimateReading
@@ -31,6 +31,12 @@ from modelmon.stats.performance import (
 )
 from modelmon.stats.window import SlidingWindow
 from modelmon.values import TimestampError, class_value, parse_timestamp
+
+#: Score payloads a waiting prediction keeps (others are stored as no score).
+_SCORE_TYPES = frozenset({float, int, dict, type(None)})
+
+#: Score types numpy converts exactly as :func:`_float` does (None is NaN).
+_FLOAT_TYPES = frozenset({float, int, type(None)})
 
 #: Upper bounds of the label delay histogram (seconds): a minute to a month.
 DELAY_BUCKETS = (
@@ -123,14 +129,21 @@ class GroundTruth:
     def on_predictions(self, truth: VersionTruth, batch: Batch, timestamp: float) -> None:
         """Estimates and inline labels of a batch of one version (under the model lock)."""
         if self.estimator is not None and truth.estimate_windows:
-            rows = [i for i, s in enumerate(batch.scores) if s is not None]
-            if rows:
-                known = batch.classes
+            known = batch.classes
+            rows: Sequence[int]
+            if None not in batch.scores and known is not None and None not in known:
+                rows = range(len(batch))  # every row scored and predicted: no copies
+                predicted: Sequence[str] = known  # type: ignore[assignment]
+                payloads: Sequence[Any] = batch.scores
+            else:
+                rows = [i for i, s in enumerate(batch.scores) if s is not None]
                 predicted = [
                     (known[i] if known is not None else class_value(batch.predictions[i])) or ""
                     for i in rows
                 ]
-                scores = self._score_matrix([batch.scores[i] for i in rows])
+                payloads = [batch.scores[i] for i in rows]
+            if rows:
+                scores = self._score_matrix(payloads)
                 vector = self.estimator.encode(predicted, scores)
                 for window in truth.estimate_windows.values():
                     window.add(timestamp, vector)
@@ -150,12 +163,32 @@ class GroundTruth:
         if inline:
             self.add_pairs(truth, inline, from_label_records=False)
 
-    def pending(self, batch: Batch) -> list[PendingPrediction]:
+    def pending(self, batch: Batch) -> PendingColumns:
         """Predictions that wait for a label: an id, a prediction and no inline label."""
+        ids, labels, scores = batch.ids, batch.labels, batch.scores
+        values = batch.predictions if self.regression else batch.classes
+        if (
+            ids
+            and values is not None
+            and None not in ids
+            and None not in values
+            and labels.count(None) == len(ids)  # the common case, checked in C
+        ):
+            if self.regression:
+                values = [float(v) for v in values]  # type: ignore[arg-type]
+            if not set(map(type, scores)) <= _SCORE_TYPES:
+                scores = [s if type(s) in _SCORE_TYPES else None for s in scores]
+            # The checks above ruled out None ids and values.
+            return PendingColumns(
+                ids,  # type: ignore[arg-type]
+                batch.versions,
+                batch.timestamps,
+                values,  # type: ignore[arg-type]
+                scores,
+            )
         out = []
         classes = batch.classes
-        labels, scores = batch.labels, batch.scores
-        for i, (ident, pred) in enumerate(zip(batch.ids, batch.predictions, strict=True)):
+        for i, (ident, pred) in enumerate(zip(ids, batch.predictions, strict=True)):
             if ident is None or pred is None or labels[i] is not None:
                 continue
             if self.regression:
@@ -165,13 +198,12 @@ class GroundTruth:
             if value is None:
                 continue
             score = scores[i]
-            kind = type(score)
-            if kind is not float and kind is not dict and kind is not int:
+            if type(score) not in _SCORE_TYPES:
                 score = None
             out.append(
                 PendingPrediction(ident, batch.versions[i], batch.timestamps[i], value, score)
             )
-        return out
+        return PendingColumns.of(out)
 
     # --- labels -------------------------------------------------------------------------
 
@@ -261,6 +293,11 @@ class GroundTruth:
         """Binary: a score per row; multiclass: rows x the profile's classes (a class
         missing from a row's ``scores`` is 0); NaN rows where there are no scores."""
         if self.task == "binary_classification":
+            if set(map(type, payloads)) <= _FLOAT_TYPES:  # numbers and nulls: convert in C
+                try:
+                    return np.array(payloads, dtype=np.float64)
+                except OverflowError:  # an integer beyond float range: the slow way
+                    pass
             return np.array([_float(s) if not isinstance(s, dict) else math.nan for s in payloads])
         classes = self.score_classes
         nan_row = [math.nan] * len(classes)
@@ -286,5 +323,5 @@ def _float(value: Any) -> float:
         return math.nan
     try:
         return float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         return math.nan

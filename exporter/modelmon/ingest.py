@@ -81,6 +81,9 @@ class Batch:
     latencies: list[Any]
     #: Prediction class strings, filled in by the encoder so later steps need not redo it.
     classes: list[str | None] | None = None
+    #: Feature values column by column where every record has the same keys (see
+    #: :func:`modelmon.model.ModelMonitor.ingest`), so that it is gathered once.
+    feature_columns: dict[str, Sequence[Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -256,7 +259,7 @@ def _json_type(value: Any) -> str:
 
 def take(batch: Batch, rows: list[int]) -> Batch:
     """The sub-batch of the given row positions."""
-    return Batch(*([getattr(batch, f)[r] for r in rows] for f in _ROW_FIELDS))
+    return Batch(*([getattr(batch, f)[r] for r in rows] for f in _ROW_FIELDS))  # type: ignore[arg-type]
 
 
-_ROW_FIELDS = [f for f in Batch.__dataclass_fields__ if f != "classes"]
+_ROW_FIELDS = [f for f in Batch.__dataclass_fields__ if f not in ("classes", "feature_columns")]

@@ -10,6 +10,7 @@ statistics outside it, so a refresh never holds up ingest for long.
 from __future__ import annotations
 
 import math
+import operator
 import threading
 import time
 from collections import Counter
@@ -23,8 +24,8 @@ from modelmon.columns import categorical_values, numeric_values
 from modelmon.config import ModelConfig
 from modelmon.groundtruth import GroundTruth, TruthReading, VersionTruth
 from modelmon.ingest import Batch, IngestResult, parse_predictions, take
-from modelmon.labels.records import JoinedPair
-from modelmon.labels.store import LabelStore
+from modelmon.labels.base import JoinStore
+from modelmon.labels.records import JoinedPair, PendingColumns
 from modelmon.profile import Profile
 from modelmon.stats import drift
 from modelmon.stats.binning import (
@@ -138,7 +139,7 @@ class ModelMonitor:
         self.truth = GroundTruth(
             profile, self.positive_class, [(w.name, w.seconds) for w in config.windows]
         )
-        self.store: LabelStore | None = None  # attached by the exporter
+        self.store: JoinStore | None = None  # attached by the exporter
 
     # --- ingest ------------------------------------------------------------------------
 
@@ -151,6 +152,7 @@ class ModelMonitor:
             default_version=self.config.version,
             now=now,
         )
+        batch.feature_columns = _feature_columns(batch.features)
         unknown = self._unknown_fields(batch)
         groups = _group(batch.versions)
         with self.lock:
@@ -172,9 +174,11 @@ class ModelMonitor:
             self.rejected.update(result.reasons)
             live = set(self.versions)
         if self.store is not None:
-            waiting = [p for p in self.truth.pending(batch) if p.version in live]
-            if waiting:
-                stored = self.store.add_predictions(self.name, waiting)
+            waiting = self.truth.pending(batch)
+            if not live.issuperset(waiting.versions):  # rows of a version refused above
+                waiting = PendingColumns.of([p for p in waiting.rows() if p.version in live])
+            if waiting.ids:
+                stored = self.store.add_pending(self.name, waiting)
                 self.add_joined(stored.joined, now)
                 with self.lock:
                     self.truth.counters.expired += stored.evicted
@@ -227,6 +231,8 @@ class ModelMonitor:
 
     def _unknown_fields(self, batch: Batch) -> int:
         names = self.feature_names
+        if batch.feature_columns is not None:  # every record has the same keys
+            return len(batch.feature_columns.keys() - names) * len(batch)
         return sum(len(f.keys() - names) for f in batch.features if not f.keys() <= names)
 
     def _version(self, version: str, now: float) -> VersionState | None:
@@ -256,7 +262,9 @@ class ModelMonitor:
         """The additive vector of a batch (all rows, whatever their time)."""
         vector = self.layout.zeros()
         vector[EVENTS_SLOT] = len(batch)
-        features = _feature_columns(batch.features)
+        features = batch.feature_columns
+        if features is None:
+            features = batch.feature_columns = _feature_columns(batch.features)
         for slots in self.layout.columns:
             if features is not None and slots.column.role == "feature":
                 values: Sequence[Any] = features.get(slots.column.name) or [None] * len(batch)
@@ -376,14 +384,20 @@ def _group(versions: list[str]) -> dict[str, list[int]]:
 
 
 def _feature_columns(features: list[dict[str, Any]]) -> dict[str, Sequence[Any]] | None:
-    """Feature values column by column, transposed in C when every record lists the same
-    keys in the same order (as one client's records do); None otherwise."""
+    """Feature values column by column, gathered and transposed in C when every record
+    has the same keys (as one client's records do); None otherwise."""
     if not features:
         return None
-    keys = list(features[0])
-    if not all(list(f) == keys for f in features):
+    keys = tuple(features[0])
+    if len(keys) < 2:
+        return None  # itemgetter of one key returns the value, not a tuple
+    if len(set(map(len, features))) != 1:
         return None
-    return dict(zip(keys, zip(*[f.values() for f in features], strict=True), strict=True))
+    try:
+        rows = list(map(operator.itemgetter(*keys), features))
+    except KeyError:
+        return None
+    return dict(zip(keys, zip(*rows, strict=True), strict=True))
 
 
 def _reject_duplicates(result: IngestResult, labels: Sequence[Any], ids: Sequence[str]) -> None:

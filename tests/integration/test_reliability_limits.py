@@ -660,7 +660,7 @@ def test_deeply_nested_line_in_a_tailed_file_is_rejected_alone(
 
 # --- backpressure ----------------------------------------------------------------------
 
-FLOOD_RECORDS = 20_000  # per body: ~0.1-0.3 s of ingest work, so senders queue up
+FLOOD_RECORDS = 60_000  # per body (6 MB): ~0.1-0.3 s of ingest work, so senders queue up
 FLOOD_SENDERS = 10
 FLOOD_SECONDS = 5.0
 

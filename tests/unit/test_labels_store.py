@@ -1,7 +1,7 @@
 """The label join store: joins, duplicates, orphans, expiry, eviction, persistence.
 
-Each behaviour runs on the in-memory store and on the SQLite file store (same code path,
-different database). Durability is checked with a real subprocess killed by SIGKILL.
+Each behaviour runs on both stores: the in-memory one (no ``state_dir``) and the SQLite
+file. Durability is checked with a real subprocess killed by SIGKILL.
 """
 
 from __future__ import annotations
@@ -20,9 +20,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelmon.labels import LabelRecord, LabelStore, PendingPrediction
+from modelmon.labels import (
+    JoinStore,
+    LabelRecord,
+    LabelStore,
+    MemoryLabelStore,
+    PendingPrediction,
+    open_store,
+)
 
-StoreFactory = Callable[..., LabelStore]
+StoreFactory = Callable[..., JoinStore]
 M = "credit-risk"
 
 
@@ -38,9 +45,9 @@ def label(i: int | str, value: str | float = "1", ts: float = 20.0) -> LabelReco
 def make_store(
     request: pytest.FixtureRequest, tmp_path: Path, fake_clock
 ) -> Iterator[StoreFactory]:
-    opened: list[LabelStore] = []
+    opened: list[JoinStore] = []
 
-    def make(**kwargs: object) -> LabelStore:
+    def make(**kwargs: object) -> JoinStore:
         options: dict[str, object] = {
             "ttl_seconds": 3600.0,
             "max_pending": 1000,
@@ -48,7 +55,7 @@ def make_store(
         }
         options.update(kwargs)
         path = None if request.param == "memory" else tmp_path / "labels.sqlite"
-        store = LabelStore(path, **options)  # type: ignore[arg-type]
+        store = open_store(path, **options)
         opened.append(store)
         return store
 
@@ -188,21 +195,23 @@ def test_max_orphans_evicts_the_oldest_as_unmatched(make_store: StoreFactory, fa
     assert sorted(p.id for p in joined) == ["2", "3"]
 
 
-def test_a_failed_call_changes_nothing(make_store: StoreFactory) -> None:
-    store = make_store()
+def test_a_failed_sqlite_call_changes_nothing(tmp_path: Path) -> None:
+    store = LabelStore(tmp_path / "labels.sqlite", ttl_seconds=3600, max_pending=1000)
     store.add_predictions(M, [pred(1)])
     bad = PendingPrediction("2", "v1", 1.0, ["not", "a", "value"], None)  # type: ignore[arg-type]
     with pytest.raises(sqlite3.Error):
         store.add_predictions(M, [pred(3), bad])
     assert store.pending(M) == 1
     assert [p.id for p in store.add_labels(M, [label(1), label(3)]).joined] == ["1"]
+    store.close()
 
 
-def test_invalid_limits_name_the_argument() -> None:
+@pytest.mark.parametrize("path", [None, ":memory:"])
+def test_invalid_limits_name_the_argument(path: str | None) -> None:
     with pytest.raises(ValueError, match="ttl_seconds"):
-        LabelStore(None, ttl_seconds=0, max_pending=10)
+        open_store(path, ttl_seconds=0, max_pending=10)
     with pytest.raises(ValueError, match="max_orphans"):
-        LabelStore(None, ttl_seconds=1, max_pending=10, max_orphans=0)
+        open_store(path, ttl_seconds=1, max_pending=10, max_orphans=0)
 
 
 # --- persistence --------------------------------------------------------------------------
@@ -301,7 +310,14 @@ def test_every_id_joins_once_whatever_the_order(ops) -> None:
     """Against a plain model: an id joins when both its prediction and its label have
     been sent (in either order), exactly once; everything else is pending, orphan or
     duplicate."""
-    store = LabelStore(None, ttl_seconds=1e9, max_pending=10**6)
+    for store in (
+        MemoryLabelStore(ttl_seconds=1e9, max_pending=10**6),
+        LabelStore(None, ttl_seconds=1e9, max_pending=10**6),
+    ):
+        _check_joins_once(store, ops)
+
+
+def _check_joins_once(store: JoinStore, ops: list[tuple[str, list[int]]]) -> None:
     predicted: set[int] = set()
     labelled: set[int] = set()
     joins: Counter[str] = Counter()
@@ -334,5 +350,76 @@ def test_eviction_still_finds_rows_after_the_clock_went_back(
     assert store.add_predictions(M, [pred(1), pred(2), pred(3)]).evicted == 1
     fake_clock.advance(-100)  # e.g. an NTP step: new rows are "older" than evicted ones
     assert store.add_predictions(M, [pred(4)]).evicted == 1
-    joined = store.add_labels(M, [label(2), label(3), label(4)]).joined
-    assert sorted(p.id for p in joined) == ["2", "3"]  # 4 "arrived" first: evicted
+    assert store.pending(M) == 2
+    joined = sorted(p.id for p in store.add_labels(M, [label(2), label(3), label(4)]).joined)
+    if isinstance(store, LabelStore):
+        assert joined == ["2", "3"]  # SQLite orders by arrival time: 4 "arrived" first
+    else:
+        assert joined == ["3", "4"]  # the memory store by arrival order: 2 came first
+
+
+# --- the in-memory store's own bookkeeping ------------------------------------------------
+
+
+def test_memory_store_checks_each_id_when_a_call_repeats_or_reuses_ids(fake_clock) -> None:
+    store = MemoryLabelStore(ttl_seconds=3600, max_pending=100, clock=fake_clock)
+    assert store.add_predictions(M, [pred(i) for i in range(5)]).duplicates == 0
+    result = store.add_predictions(M, [pred(5), pred(5), pred(2), pred(6)])
+    assert result.duplicates == 2  # the repeat of 5 and the stored 2
+    assert store.pending(M) == 7
+    store.add_labels(M, [label(9)])  # an orphan: the next call joins it
+    result = store.add_predictions(M, [pred(8), pred(9), pred(9)])
+    assert [p.id for p in result.joined] == ["9"]
+    assert result.duplicates == 1
+    assert (store.pending(M), store.orphans(M)) == (8, 0)
+
+
+def test_memory_store_evicts_oldest_across_calls_skipping_joined_rows(fake_clock) -> None:
+    store = MemoryLabelStore(ttl_seconds=3600, max_pending=6, clock=fake_clock)
+    for start in (0, 3, 6):  # three calls of three
+        store.add_predictions(M, [pred(i) for i in range(start, start + 3)])
+        fake_clock.advance(1)
+    # 0..5 were stored, then 6..8 pushed out the three oldest (0, 1, 2).
+    joined = store.add_labels(M, [label(i) for i in (0, 3, 4, 7)]).joined
+    assert sorted(p.id for p in joined) == ["3", "4", "7"]
+    result = store.add_predictions(M, [pred(i) for i in range(10, 14)])
+    # 5 waiting (5, 6, 8) + 4 new = 7 > 6: one more goes, the oldest waiting one: 5.
+    assert result.evicted == 1
+    joined = store.add_labels(M, [label(i) for i in (5, 6, 8, 10, 13)]).joined
+    assert sorted(p.id for p in joined) == ["10", "13", "6", "8"]
+
+
+def test_memory_store_expires_per_call_and_keeps_payloads(fake_clock) -> None:
+    store = MemoryLabelStore(ttl_seconds=100, max_pending=100, clock=fake_clock)
+    store.add_predictions(
+        M,
+        [
+            PendingPrediction("a", "v1", 1.5, "1", None),
+            PendingPrediction("b", "v2", 2.5, "0", 1),
+            PendingPrediction("c", "v1", 3.5, "1", 0.25),
+        ],
+    )
+    store.add_predictions(M, [PendingPrediction("d", "v3", 4.5, "2", {"0": 0.1, "2": 0.9})])
+    fake_clock.advance(60)
+    store.add_predictions(M, [pred("e")])
+    pairs = {p.id: p for p in store.add_labels(M, [label("b"), label("d", "2", 7.0)]).joined}
+    assert pairs["b"] == ("b", "v2", "0", 1.0, "1", 2.5, 20.0)
+    assert pairs["d"] == ("d", "v3", "2", {"0": 0.1, "2": 0.9}, "2", 4.5, 7.0)
+    fake_clock.advance(50)  # the first two calls are 110 s old, the third 50 s
+    assert store.expire().expired == {M: 2}  # a and c; b and d had joined
+    assert store.pending(M) == 1
+    pair = store.add_labels(M, [label("e")]).joined[0]
+    assert (pair.id, pair.score) == ("e", 0.75)
+    # An expired id is forgotten; a joined one of the expired calls too (its ttl ended).
+    assert store.add_predictions(M, [pred("a"), pred("b")]).duplicates == 0
+
+
+def test_memory_store_forgets_joined_ids_beyond_max_pending(fake_clock) -> None:
+    store = MemoryLabelStore(ttl_seconds=3600, max_pending=3, clock=fake_clock)
+    store.add_predictions(M, [pred(i) for i in range(3)])
+    store.add_labels(M, [label(i) for i in range(3)])
+    store.add_predictions(M, [pred(3)])
+    store.add_labels(M, [label(3)])  # the fourth joined id pushes out the first
+    result = store.add_predictions(M, [pred(i) for i in range(4)])
+    assert result.duplicates == 3
+    assert store.pending(M) == 1

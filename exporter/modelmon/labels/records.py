@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -19,6 +20,27 @@ class PendingPrediction(NamedTuple):
     timestamp: float
     prediction: Value
     score: ScorePayload = None
+
+
+class PendingColumns(NamedTuple):
+    """Predictions that wait for their labels, column by column (row i of every column
+    is one prediction): what ingest hands the store, without a tuple per record."""
+
+    ids: Sequence[str]
+    versions: Sequence[str]
+    timestamps: Sequence[float]
+    predictions: Sequence[Value]
+    scores: Sequence[ScorePayload]
+
+    @classmethod
+    def of(cls, items: Sequence[PendingPrediction]) -> PendingColumns:
+        if not items:
+            return cls([], [], [], [], [])
+        ids, versions, stamps, predictions, scores = zip(*items, strict=True)
+        return cls(ids, versions, stamps, predictions, scores)
+
+    def rows(self) -> list[PendingPrediction]:
+        return list(map(PendingPrediction, *self))
 
 
 class LabelRecord(NamedTuple):

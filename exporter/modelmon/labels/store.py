@@ -32,19 +32,19 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
+from modelmon.labels.base import JoinStore
 from modelmon.labels.database import open_database
 from modelmon.labels.records import (
     ExpireResult,
     JoinedPair,
     LabelRecord,
+    PendingColumns,
     PendingPrediction,
     ScorePayload,
     StoreResult,
@@ -56,12 +56,6 @@ _CHUNK = 500
 #: Row conditions of predictions still waiting for their label, and of joined ones.
 _WAITING = "joined_at IS NULL"
 _JOINED = "joined_at IS NOT NULL"
-
-
-@dataclass(frozen=True)
-class _Limits:
-    ttl_seconds: float
-    max_pending: int
 
 
 def _encode_score(score: ScorePayload) -> float | str | None:
@@ -92,8 +86,9 @@ def _first_by_id(items: Sequence[PendingPrediction | LabelRecord]) -> dict[str, 
     return first
 
 
-class LabelStore:
-    """Predictions waiting for labels, joined on ``(model, id)``; see the module doc."""
+class LabelStore(JoinStore):
+    """Predictions waiting for labels in SQLite, joined on ``(model, id)``; see the
+    module doc."""
 
     def __init__(
         self,
@@ -105,21 +100,13 @@ class LabelStore:
         max_orphans: int = 100_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        for name, seconds in (
-            ("ttl_seconds", ttl_seconds),
-            ("orphan_ttl_seconds", orphan_ttl_seconds),
-        ):
-            if not seconds > 0:
-                raise ValueError(f"{name}: expected a positive number of seconds, got {seconds}")
-        for name, count in (("max_pending", max_pending), ("max_orphans", max_orphans)):
-            if count < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {count}")
-        self._defaults = _Limits(float(ttl_seconds), int(max_pending))
-        self._limits: dict[str, _Limits] = {}
-        self._orphan_ttl = float(orphan_ttl_seconds)
-        self._max_orphans = int(max_orphans)
-        self._clock = clock
-        self._lock = threading.Lock()
+        super().__init__(
+            ttl_seconds=ttl_seconds,
+            max_pending=max_pending,
+            orphan_ttl_seconds=orphan_ttl_seconds,
+            max_orphans=max_orphans,
+            clock=clock,
+        )
         self.path = None if path is None else os.fspath(path)
         self._conn = open_database(self.path)
         self._reload_counts()
@@ -150,18 +137,6 @@ class LabelStore:
                 raise
 
     # --- limits and counts ----------------------------------------------------------------
-
-    def set_limits(self, model: str, *, ttl_seconds: float, max_pending: int) -> None:
-        """Per-model ``ttl_seconds`` and ``max_pending`` (the constructor's are defaults)."""
-        if not ttl_seconds > 0 or max_pending < 1:
-            raise ValueError(
-                f"{model}: expected ttl_seconds > 0 and max_pending >= 1, "
-                f"got {ttl_seconds} and {max_pending}"
-            )
-        self._limits[model] = _Limits(float(ttl_seconds), int(max_pending))
-
-    def _limit(self, model: str) -> _Limits:
-        return self._limits.get(model, self._defaults)
 
     def pending(self, model: str) -> int:
         """Predictions of ``model`` waiting for their label (O(1))."""
@@ -218,9 +193,10 @@ class LabelStore:
 
     # --- predictions ----------------------------------------------------------------------
 
-    def add_predictions(self, model: str, items: Sequence[PendingPrediction]) -> StoreResult:
+    def add_pending(self, model: str, columns: PendingColumns) -> StoreResult:
         """Store predictions in one transaction; those whose label already waits join now.
         A prediction whose id is already stored (waiting or joined) is a duplicate."""
+        items = columns.rows()
         first = _first_by_id(items)
         result = StoreResult(duplicates=len(items) - len(first))
         if not first:
@@ -385,9 +361,3 @@ class LabelStore:
         """Close the database (every call's changes are already committed)."""
         with self._lock:
             self._conn.close()
-
-    def __enter__(self) -> LabelStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
