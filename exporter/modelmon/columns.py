@@ -46,8 +46,20 @@ def _bad() -> float:
     raise TypeError("not a number")
 
 
+_NONE = {type(None)}
+_INT = {int}
+_STR = {str}
+
+
 def categorical_values(values: Sequence[Any], max_length: int) -> tuple[list[str | None], int]:
     """Class strings (None = missing) and the number of type errors."""
+    kinds = set(map(type, values))
+    if kinds <= _NONE:  # e.g. the inline label column when no record carries one
+        return list(values), 0
+    if kinds == _INT:  # the common class value: 0, 1, 2 ...
+        return list(map(str, values)), 0
+    if kinds == _STR and max(map(len, values)) <= max_length:
+        return list(values), 0
     out: list[str | None] = []
     errors = 0
     append = out.append

@@ -171,7 +171,8 @@ class ModelMonitor:
                     result.accepted -= len(rows)
                     continue
                 self._add(state, sub, now)
-            self.rejected.update(result.reasons)
+            if result.reasons:
+                self.rejected.update(result.reasons)
             live = set(self.versions)
         if self.store is not None:
             waiting = self.truth.pending(batch)
@@ -295,10 +296,11 @@ class ModelMonitor:
     def _add(self, state: VersionState, batch: Batch, now: float) -> None:
         state.last_seen = now
         smallest = min(w.resolution for w in state.windows.values())
-        buckets = [math.floor(t / smallest) for t in batch.timestamps]
-        if buckets[0] == buckets[-1] and len(set(buckets)) == 1:
-            parts = [(batch.timestamps[0], batch)]
+        stamps = batch.timestamps
+        if math.floor(min(stamps) / smallest) == math.floor(max(stamps) / smallest):
+            parts = [(stamps[0], batch)]  # one sub-window bucket: the common case
         else:
+            buckets = [math.floor(t / smallest) for t in stamps]
             by_bucket: dict[int, list[int]] = {}
             for i, b in enumerate(buckets):
                 by_bucket.setdefault(b, []).append(i)
@@ -313,6 +315,8 @@ class ModelMonitor:
         self._latencies(state, batch.latencies)
 
     def _latencies(self, state: VersionState, latencies: list[Any]) -> None:
+        if latencies.count(None) == len(latencies):
+            return
         values = [v for v in latencies if type(v) is float or type(v) is int]
         if not values:
             return
@@ -375,7 +379,7 @@ def _group(versions: list[str]) -> dict[str, list[int]]:
     if not versions:
         return {}
     first = versions[0]
-    if all(v == first for v in versions):
+    if versions.count(first) == len(versions):
         return {first: list(range(len(versions)))}
     groups: dict[str, list[int]] = {}
     for i, v in enumerate(versions):

@@ -151,10 +151,11 @@ class Handler(BaseHTTPRequestHandler):
         if records is None:
             return
         try:
-            if kind == "predictions":
-                result = exporter.ingest_predictions(model, records)
-            else:
-                result = exporter.ingest_labels(model, records)
+            with exporter.busy:
+                if kind == "predictions":
+                    result = exporter.ingest_predictions(model, records)
+                else:
+                    result = exporter.ingest_labels(model, records)
             self._json(200, result.to_json())
         finally:
             # Held until the answer is written: a graceful shutdown waits for it.
@@ -172,7 +173,8 @@ class Handler(BaseHTTPRequestHandler):
             self._reject_body(429, "ingest queue full; retry later", {"Retry-After": "1"})
             return None
         try:
-            return self._records(body)
+            with exporter.busy:
+                return self._records(body)
         except BodyError as exc:
             exporter.ingest_slots.release()
             self._reject_body(exc.status, exc.message)

@@ -423,3 +423,17 @@ def test_memory_store_forgets_joined_ids_beyond_max_pending(fake_clock) -> None:
     result = store.add_predictions(M, [pred(i) for i in range(4)])
     assert result.duplicates == 3
     assert store.pending(M) == 1
+
+
+def test_memory_store_drops_whole_calls_that_still_wait(fake_clock) -> None:
+    store = MemoryLabelStore(ttl_seconds=100, max_pending=5, clock=fake_clock)
+    store.add_predictions(M, [pred(i) for i in range(4)])
+    fake_clock.advance(10)
+    store.add_predictions(M, [pred(i) for i in range(4, 8)])  # evicts 0, 1, 2 at once
+    assert store.pending(M) == 5
+    fake_clock.advance(95)  # the first call is 105 s old, the second 95 s
+    assert store.expire().expired == {M: 1}  # 3, the last of the first call
+    fake_clock.advance(10)
+    assert store.expire().expired == {M: 4}
+    assert store.pending(M) == 0
+    assert store.add_predictions(M, [pred(i) for i in range(8)]).duplicates == 0

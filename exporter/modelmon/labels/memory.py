@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -103,6 +103,11 @@ def _compact_scores(scores: Sequence[ScorePayload]) -> Any:
         return np.array(scores, dtype=np.float64)
     except (TypeError, ValueError):
         return scores
+
+
+def _drain(calls: Iterator[object]) -> None:
+    """Run the calls of a lazy ``map`` in C."""
+    deque(calls, maxlen=0)
 
 
 class _Book:
@@ -218,6 +223,13 @@ class MemoryLabelStore(JoinStore):
         while evicted < excess and segments:
             seg = next(iter(segments.values()))
             ids, base, row = seg.ids, seg.base, seg.cursor
+            if seg.waiting == len(ids) - row:  # every row from the cursor on waits
+                take = min(excess - evicted, seg.waiting)
+                _drain(map(waiting.__delitem__, ids[row : row + take]))
+                seg.cursor = row + take
+                book.release(seg, take)
+                evicted += take
+                continue
             while row < len(ids) and evicted < excess:
                 ident = ids[row]
                 if waiting.get(ident) == base + row:
@@ -292,6 +304,11 @@ class MemoryLabelStore(JoinStore):
             if seg.arrived >= cutoff:
                 break
             ids, base = seg.ids, seg.base
+            if seg.waiting == len(ids) - seg.cursor:  # every row from the cursor on waits
+                _drain(map(waiting.__delitem__, ids[seg.cursor :]))
+                expired += seg.waiting
+                del segments[base >> _SHIFT]
+                continue
             for row in range(seg.cursor, len(ids)):
                 ident = ids[row]
                 if waiting.get(ident) == base + row:

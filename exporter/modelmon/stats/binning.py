@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import repeat
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -139,14 +141,16 @@ def encode_categorical(
     values, which the caller turned into None) into ``out``."""
     index = slots.category_index
     other = slots.bins - 1
-    idx = [index.get(v, other) for v in values if v is not None]
-    missing = len(values) - len(idx)
-    if idx:
-        out[slots.counts] += np.bincount(np.asarray(idx, dtype=np.intp), minlength=slots.bins)
-    if slots.column.known_values_complete:
+    present = cast(
+        "list[str]", values if None not in values else [v for v in values if v is not None]
+    )
+    missing = len(values) - len(present)
+    if present:
+        idx = np.fromiter(map(index.get, present, repeat(other)), np.intp, len(present))
+        out[slots.counts] += np.bincount(idx, minlength=slots.bins)
+    if slots.column.known_values_complete and not slots.known.issuperset(present):
         known = slots.known
-        unseen = sum(1 for v in values if v is not None and v not in known)
-        out[slots.quality("unseen")] += unseen
+        out[slots.quality("unseen")] += sum(1 for v in present if v not in known)
     # Type errors were turned into None by the caller; they are not also missing.
     out[slots.quality("missing")] += missing - type_errors
     out[slots.quality("type_errors")] += type_errors

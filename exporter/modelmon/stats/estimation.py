@@ -19,8 +19,10 @@ JSON) and averages enough rows per knot to be stable on small references.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -171,7 +173,8 @@ class _Confidence:
         ``threshold`` when ``predicted`` is None)."""
         if predicted is None:
             return np.asarray(scores >= threshold)
-        return np.fromiter((p == self.positive_class for p in predicted), bool, len(predicted))
+        same = map(operator.eq, predicted, repeat(self.positive_class))
+        return np.fromiter(same, bool, len(predicted))
 
     def multiclass(self, predicted: Sequence[str] | None, scores: FloatArray) -> FloatArray:
         """Probability of the predicted class per row (argmax when ``predicted`` is
