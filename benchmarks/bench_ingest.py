@@ -228,10 +228,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(directory: Path, profile: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """``modelmon serve`` in its own process, once it answers /readyz."""
+def start_server(
+    directory: Path, profile: Path, state_dir: Path | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``modelmon serve`` in its own process, once it answers /readyz; with a fresh
+    directory under ``state_dir`` as its state_dir (the durable SQLite join store)."""
     port = free_port()
     config = config_document([model_entry(MODEL, profile)], "2s", f"127.0.0.1:{port}")
+    if state_dir is not None:
+        config["state_dir"] = tempfile.mkdtemp(prefix="case-", dir=state_dir)
     path = directory / "modelmon.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     log_path = directory / "server.log"
@@ -339,10 +344,16 @@ def events_total(port: int) -> float:
 
 
 def http_case(
-    directory: Path, profile: Path, bodies: Bodies, encoding: str, connections: int, seconds: float
+    directory: Path,
+    profile: Path,
+    bodies: Bodies,
+    encoding: str,
+    connections: int,
+    seconds: float,
+    state_dir: Path | None = None,
 ) -> LoadResult:
     """One case against a fresh exporter process, checked against its events counter."""
-    server, port = start_server(directory, profile)
+    server, port = start_server(directory, profile, state_dir)
     try:
         proc = psutil.Process(server.pid)
         body = functools.partial(bodies.next, encoding)
@@ -372,6 +383,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="per HTTP case")
     parser.add_argument("--connections", default="1,2", help="comma-separated counts")
     parser.add_argument("--quick", action="store_true", help="a few seconds, smoke test")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="give each exporter a state_dir under this directory (the durable SQLite join "
+        "store instead of the in-memory one); the in-process reference points stay in memory",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.bodies, args.gzip_pool, args.connections = 1.0, 4, 20, "1"
@@ -390,7 +407,7 @@ def main() -> None:
                 # Measured just before the HTTP case, so that both see the same machine load.
                 parsed[(encoding, n)] = parse_rates(bodies, encoding, reference_seconds)
                 results[(encoding, n)] = http_case(
-                    directory, profile, bodies, encoding, n, args.seconds
+                    directory, profile, bodies, encoding, n, args.seconds, args.state_dir
                 )
     report(args, description, bodies, parsed, local, results)
 
@@ -415,6 +432,14 @@ def report(
         f"- each HTTP case: a fresh `modelmon serve` process, 0.5 s warm-up, {args.seconds:g} s;"
         " json.loads and orjson.loads measured on the same bodies just before it (gzip: "
         "gzip.decompress + loads; NDJSON: loads per line), best of 3 rounds"
+    )
+    print(
+        "- label join store of the exporter processes: "
+        + (
+            "SQLite under a state_dir (durable)"
+            if args.state_dir is not None
+            else "in memory (no state_dir, the default)"
+        )
     )
     print()
     print("Throughput (wall clock):")

@@ -33,6 +33,8 @@ from modelmon.stats.binning import (
     ColumnSlots,
     FloatArray,
     Layout,
+    NumericBlock,
+    encode_block,
     encode_categorical,
     encode_numeric,
 )
@@ -130,6 +132,8 @@ class ModelMonitor:
         self.feature_names = frozenset(
             s.column.name for s in self.layout.columns if s.column.role == "feature"
         )
+        numeric = [s for s in self.layout.columns if s.column.role == "feature" and s.numeric]
+        self.numeric_block = NumericBlock(numeric) if numeric else None
         self.max_category_length = max_category_length
         self.clock = clock
         self.lock = threading.Lock()
@@ -266,7 +270,10 @@ class ModelMonitor:
         features = batch.feature_columns
         if features is None:
             features = batch.feature_columns = _feature_columns(batch.features)
+        done = self._encode_block(features, vector) if features is not None else False
         for slots in self.layout.columns:
+            if done and slots.numeric and slots.column.role == "feature":
+                continue  # in the block
             if features is not None and slots.column.role == "feature":
                 values: Sequence[Any] = features.get(slots.column.name) or [None] * len(batch)
             else:
@@ -280,6 +287,21 @@ class ModelMonitor:
                 if slots.column.role == "prediction":
                     batch.classes = cats
         return vector
+
+    def _encode_block(self, features: dict[str, Sequence[Any]], vector: FloatArray) -> bool:
+        """Encode the numeric features together when every record gave every one of them
+        a finite number (see :class:`~modelmon.stats.binning.NumericBlock`)."""
+        block = self.numeric_block
+        if block is None:
+            return False
+        columns = [features.get(slots.column.name) for slots in block.columns]
+        if None in columns:
+            return False
+        try:
+            values = np.array(columns, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            return False  # text or objects among them: column by column
+        return values.ndim == 2 and encode_block(block, values, vector)
 
     def _column_values(self, slots: ColumnSlots, batch: Batch) -> list[Any]:
         role, name = slots.column.role, slots.column.name

@@ -410,6 +410,10 @@ def test_memory_store_expires_per_call_and_keeps_payloads(fake_clock) -> None:
     assert store.pending(M) == 1
     pair = store.add_labels(M, [label("e")]).joined[0]
     assert (pair.id, pair.score) == ("e", 0.75)
+    store.add_predictions("house", [PendingPrediction("r", "v1", 5.0, 212.5, None)])
+    pair = store.add_labels("house", [LabelRecord("r", 200.0, 6.0)]).joined[0]
+    assert (pair.prediction, pair.label) == (212.5, 200.0)
+    assert type(pair.prediction) is float  # not a numpy scalar
     # An expired id is forgotten; a joined one of the expired calls too (its ttl ended).
     assert store.add_predictions(M, [pred("a"), pred("b")]).duplicates == 0
 

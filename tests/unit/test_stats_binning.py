@@ -20,7 +20,14 @@ from modelmon.config import config_from_dict
 from modelmon.ingest import parse_predictions
 from modelmon.model import ModelMonitor
 from modelmon.profile import OTHER, ColumnProfile, Profile
-from modelmon.stats.binning import EVENTS_SLOT, Layout, encode_categorical, encode_numeric
+from modelmon.stats.binning import (
+    EVENTS_SLOT,
+    Layout,
+    NumericBlock,
+    encode_block,
+    encode_categorical,
+    encode_numeric,
+)
 
 FINE = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 COARSE = [2.0, 4.0, 6.0]
@@ -150,6 +157,94 @@ def test_coarse_counts_derived_from_fine_equal_direct_coarse_binning(
     for v in values:
         direct[bin_by_comparison(v, coarse)] += 1
     np.testing.assert_array_equal(slots.coarse_counts(vector), direct)
+
+
+# --- the block encoder: all numeric features of a batch at once -------------------------
+
+
+def edge_column(name: str, fine: list[float]) -> ColumnProfile:
+    lo, hi = (fine[0], fine[-1]) if fine else (0.0, 1.0)
+    return ColumnProfile(
+        name,
+        "feature",
+        "numeric",
+        count=1,
+        missing=0,
+        min=lo,
+        max=hi,
+        std=1.0,
+        fine_edges=fine,
+        fine_ratios=[1.0 / (len(fine) + 1)] * (len(fine) + 1),
+        fine_means=[0.0] * (len(fine) + 1),
+        coarse_edges=fine[:1],
+        coarse_ratios=[0.5, 0.5] if fine else [1.0],
+    )
+
+
+#: Edge sets of every shape the grid must cope with: evenly spread, crowded into a
+#: sliver of a wide span (heavy tails), a single edge, huge and tiny magnitudes.
+edge_sets = st.one_of(
+    st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=40),
+    st.lists(st.floats(0, 1e-3), min_size=2, max_size=40).map(lambda e: [*e, 1e9]),
+    st.lists(st.floats(-1e300, 1e300, allow_nan=False), min_size=1, max_size=10),
+    st.lists(st.floats(1.0, 1.0 + 1e-12), min_size=1, max_size=10),
+).map(lambda e: sorted(set(e)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(edge_sets, min_size=1, max_size=4), st.data())
+def test_the_block_encoder_gives_what_each_column_gives_alone(
+    edges: list[list[float]], data: st.DataObject
+) -> None:
+    layout = Layout(
+        Profile("regression", 1, [edge_column(f"c{i}", e) for i, e in enumerate(edges)])
+    )
+    n = data.draw(st.integers(1, 30))
+    rows = []
+    for fine in edges:
+        # Values on the edges, next to them and anywhere between the extremes.
+        near = st.sampled_from(fine).map(
+            lambda e: data.draw(
+                st.sampled_from([e, np.nextafter(e, -np.inf), np.nextafter(e, np.inf)])
+            )
+        )
+        anywhere = st.floats(-1e308, 1e308, allow_nan=False)
+        rows.append(data.draw(st.lists(st.one_of(near, anywhere), min_size=n, max_size=n)))
+    values = np.array(rows, dtype=np.float64)
+    block = NumericBlock(layout.columns)
+    together = layout.zeros()
+    assert encode_block(block, values, together)
+    alone = layout.zeros()
+    for slots, column in zip(layout.columns, values, strict=True):
+        encode_numeric(slots, column, 0, alone)
+    np.testing.assert_array_equal(together, alone)
+    for slots, column, fine in zip(layout.columns, values, edges, strict=True):
+        expected = np.zeros(len(fine) + 1)
+        for v in column:
+            expected[bin_by_comparison(v, fine)] += 1
+        np.testing.assert_array_equal(together[slots.counts], expected)
+
+
+def test_the_block_encoder_leaves_missing_and_infinite_values_to_the_columns() -> None:
+    layout = Layout(Profile("regression", 1, [edge_column("a", FINE), edge_column("b", FINE)]))
+    block = NumericBlock(layout.columns)
+    for bad in (math.nan, math.inf):
+        vector = layout.zeros()
+        assert not encode_block(block, np.array([[1.0, 2.0], [3.0, bad]]), vector)
+        assert not vector.any()
+
+
+def test_the_grid_bins_a_real_heavy_tailed_column_as_searchsorted_does() -> None:
+    """Income-like data: edges crowd at the low end of a span a thousand times wider."""
+    rng = np.random.default_rng(5)
+    reference = np.sort(rng.lognormal(10, 1.5, 20_000))
+    fine = sorted(set(np.quantile(reference, np.linspace(0.01, 0.99, 99)).tolist()))
+    layout = Layout(Profile("regression", 1, [edge_column("income", fine)]))
+    block = NumericBlock(layout.columns)
+    values = rng.lognormal(10, 1.5, (1, 5000))
+    np.testing.assert_array_equal(
+        block.bin_indices(values)[0], np.searchsorted(fine, values[0], side="right")
+    )
 
 
 def test_nan_is_missing_and_not_binned() -> None:
