@@ -13,8 +13,10 @@ label join store does its real work.
 Reference points on the same bodies: what it costs merely to parse them
 (``json.loads``, ``orjson.loads``; gzip bodies decompressed first), measured just before
 each HTTP case so both see the same machine load, and the exporter's own body parsing
-and ingest in process (``modelmon.bodies`` + ``Exporter.ingest_predictions``), which
-shows how much of the HTTP figure is HTTP. After each case the exporter's own
+and ingest in process (``modelmon.bodies`` + ``Exporter.ingest_predictions``, at the
+garbage-collector setting of ``modelmon serve``), which shows how much of the HTTP
+figure is HTTP. ``--state-dir`` gives the exporter processes the durable SQLite join
+store instead of the in-memory one. After each case the exporter's own
 ``modelmon_events_total`` must equal the records the load generator saw accepted.
 
     python benchmarks/bench_ingest.py            # about 2.5 minutes
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import gzip
 import http.client
 import itertools
@@ -52,7 +55,7 @@ from common import (
     model_entry,
     prediction_records,
 )
-from modelmon.app import Exporter
+from modelmon.app import GC_THRESHOLD, Exporter
 from modelmon.config import config_from_dict
 
 MODEL = "bench"
@@ -195,6 +198,10 @@ def in_process_rates(
     config = config_from_dict(config_document([model_entry(MODEL, profile)], "1h"), directory)
     limit = config.limits.max_decompressed_bytes
     out = {}
+    # The collector setting `modelmon serve` uses (modelmon.app.tune_garbage_collector),
+    # for these cases only: the parse-only reference points run at the default.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
     for case in (*ENCODINGS, "json without ids"):
         exporter = Exporter(config)
         kind = "ndjson" if case == "ndjson" else "json"
@@ -212,6 +219,7 @@ def in_process_rates(
             source = functools.partial(bodies.next, case)
         out[case] = measure_rate(ingest, source, bodies.batch, seconds)
         exporter.stop()
+    gc.set_threshold(*thresholds)
     return out
 
 

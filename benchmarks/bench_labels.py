@@ -6,7 +6,7 @@ reports predictions/s, labels joined/s, the resident memory of this process and 
 of the database files with N predictions pending.
 
     python benchmarks/bench_labels.py --predictions 1000000 --labels 200000
-    python benchmarks/bench_labels.py --memory           # in-memory store (path None)
+    python benchmarks/bench_labels.py --memory           # the in-memory store (no state_dir)
     python benchmarks/bench_labels.py --order arrival    # labels in prediction order
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from modelmon.labels import LabelRecord, LabelStore, PendingPrediction
+from modelmon.labels import JoinStore, LabelRecord, PendingPrediction, open_store
 
 _MIX = 0x9E3779B97F4A7C15  # odd 64-bit constant: i -> i * _MIX is a bijection mod 2^64
 
@@ -34,7 +34,7 @@ def request_id(i: int) -> str:
     return f"{h:016x}{i:016x}"
 
 
-def fill(store: LabelStore, n: int, batch: int) -> float:
+def fill(store: JoinStore, n: int, batch: int) -> float:
     """Add ``n`` predictions; seconds taken."""
     start = time.perf_counter()
     for lo in range(0, n, batch):
@@ -46,7 +46,7 @@ def fill(store: LabelStore, n: int, batch: int) -> float:
     return time.perf_counter() - start
 
 
-def join(store: LabelStore, order: np.ndarray, batch: int) -> tuple[float, float, int]:
+def join(store: JoinStore, order: np.ndarray, batch: int) -> tuple[float, float, int]:
     """Send labels for the predictions at ``order``: wall seconds, CPU seconds of this
     process (user + system, insensitive to other load on the machine), pairs joined."""
     joined = 0
@@ -84,7 +84,7 @@ def main() -> None:
     rss0 = proc.memory_info().rss
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         path = None if args.memory else Path(tmp) / "labels.sqlite"
-        store = LabelStore(path, ttl_seconds=7 * 86400, max_pending=args.predictions)
+        store = open_store(path, ttl_seconds=7 * 86400, max_pending=args.predictions)
         fill_s = fill(store, args.predictions, args.batch)
         rss = proc.memory_info().rss
         size = disk_bytes(path) if path else 0
@@ -99,7 +99,8 @@ def main() -> None:
         f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
     )
-    print(f"store: {'in-memory' if args.memory else 'SQLite file (WAL)'}, batch {args.batch}")
+    kind = "in memory (no state_dir)" if args.memory else "SQLite file (WAL)"
+    print(f"store: {kind}, batch {args.batch}")
     print(f"predictions: {args.predictions} in {fill_s:.1f} s = {args.predictions / fill_s:,.0f}/s")
     print(
         f"labels joined ({args.order} order): {joined} of {args.labels} in {join_s:.1f} s "
