@@ -16,8 +16,9 @@ from prometheus_client.registry import Collector
 
 from modelmon.bodies import ByteBudget
 from modelmon.checkpoint import Checkpointer
+from modelmon.compression import DeflatedPart
 from modelmon.config import Config, parse_listen
-from modelmon.exposition import ModelCollector, Refresher
+from modelmon.exposition import ModelCollector, Refresher, render_registry
 from modelmon.ingest import IngestResult
 from modelmon.labels import JoinStore, open_store
 from modelmon.model import ModelMonitor
@@ -126,15 +127,25 @@ class Exporter:
         Counters and the resource collectors are rendered at every scrape; the computed
         statistics were rendered at the last refresh (:func:`static_exposition`).
         """
+        parts, content_type = self.metrics_parts(accept)
+        return b"".join(p if isinstance(p, bytes) else p.raw for p in parts), content_type
+
+    def metrics_parts(self, accept: str = "") -> tuple[list[bytes | DeflatedPart], str]:
+        """:meth:`render_metrics` in parts: the counters rendered now, the computed
+        statistics of the last refresh (raw and deflated, for gzip) and, in
+        OpenMetrics, the closing ``# EOF``."""
         encoder, content_type = choose_encoder(accept)
-        body = encoder(self.registry)
-        static = self.refresher.static
-        if content_type.startswith("application/openmetrics-text"):
+        openmetrics = content_type.startswith("application/openmetrics-text")
+        body = render_registry(self.registry, openmetrics)
+        if body is None:  # a family the fast renderer leaves to prometheus_client
+            body = encoder(self.registry)
+        static = self.refresher.exposition
+        if openmetrics:
             eof = b"# EOF\n"
             if body.endswith(eof):
                 body = body[: -len(eof)]
-            return body + static + eof, content_type
-        return body + static, content_type
+            return [body, static, eof], content_type
+        return [body, static], content_type
 
     def describe_models(self) -> list[dict[str, Any]]:
         out = []

@@ -10,6 +10,7 @@ scrape neither recomputes nor re-renders them.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,6 +29,7 @@ from prometheus_client.utils import floatToGoString
 
 from modelmon import __version__
 from modelmon.catalogue import BY_NAME, spec
+from modelmon.compression import deflate_part
 from modelmon.groundtruth import DELAY_BUCKETS
 from modelmon.model import LATENCY_BUCKETS, ModelMonitor, WindowReading
 from modelmon.profile import OTHER
@@ -85,12 +87,18 @@ class Refresher:
         self.interval = interval
         self.clock = clock
         self.readings = Readings()
-        self.static = b""  # the rendered computed families (see static_exposition)
+        #: The rendered computed families (see static_exposition), deflated once for
+        #: the scrapes that ask for gzip.
+        self.exposition = deflate_part(b"")
         self._expired_at = 0.0
         self.last_duration = 0.0
         self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def static(self) -> bytes:
+        return self.exposition.raw
 
     def refresh(self) -> Readings:
         started = time.perf_counter()
@@ -101,7 +109,7 @@ class Refresher:
         readings = Readings(at=self.clock())
         for monitor in self.monitors:
             readings.models[monitor.name] = monitor.readings()
-        self.static = static_exposition(self.monitors, readings)
+        self.exposition = deflate_part(static_exposition(self.monitors, readings))
         self.readings = readings
         self.last_duration = time.perf_counter() - started
         return readings
@@ -113,7 +121,7 @@ class Refresher:
                 self.last_error = None
             except Exception as exc:  # keep refreshing; the scrape reports the failure
                 self.last_error = repr(exc)
-                self.static = b""  # no stale statistics
+                self.exposition = deflate_part(b"")  # no stale statistics
                 log.exception("statistics refresh failed")
 
     def start(self) -> None:
@@ -248,6 +256,53 @@ def render_gauges(families: Iterable[Metric]) -> bytes:
             labels = ",".join(f'{k}="{_escape(got[k])}"' for k in keys)
             value = floatToGoString(sample.value)  # type: ignore[no-untyped-call]
             append(f"{sample.name}{{{labels}}} {value}\n")
+    return "".join(lines).encode("utf-8")
+
+
+_FAST_TYPES = frozenset({"counter", "gauge", "histogram", "summary"})
+_LEGACY_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+_LEGACY_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+
+
+def render_registry(registry: Any, openmetrics: bool) -> bytes | None:
+    """Every family of ``registry`` in the text format, or in OpenMetrics without the
+    closing ``# EOF``, byte for byte as prometheus_client's encoders write them, about
+    five times faster. None when a family needs what only those encoders handle (other
+    types, units, timestamps, exemplars, ``_created`` samples, names to escape): the
+    caller then uses them."""
+    lines: list[str] = []
+    append = lines.append
+    for family in registry.collect():
+        kind, name = family.type, family.name
+        if kind not in _FAST_TYPES or family.unit or not _LEGACY_NAME.match(name):
+            return None
+        header = f"{name}_total" if kind == "counter" and not openmetrics else name
+        doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        if openmetrics:
+            doc = doc.replace('"', r"\"")
+        append(f"# HELP {header} {doc}\n# TYPE {header} {kind}\n")
+        checked: set[frozenset[str]] = set()
+        special = (f"{name}_created", f"{name}_gsum", f"{name}_gcount")
+        for sample in family.samples:
+            got = sample.labels
+            if (
+                sample.timestamp is not None
+                or sample.exemplar is not None
+                or sample.native_histogram is not None
+                or sample.name in special
+                or sample.value is None
+            ):
+                return None
+            if got:
+                keys = frozenset(got)
+                if keys not in checked:
+                    if not all(_LEGACY_LABEL.match(k) for k in keys):
+                        return None
+                    checked.add(keys)
+                labels = ",".join(f'{k}="{_escape(got[k])}"' for k in sorted(got))
+                append(f"{sample.name}{{{labels}}} {floatToGoString(sample.value)}\n")  # type: ignore[no-untyped-call]
+            else:
+                append(f"{sample.name} {floatToGoString(sample.value)}\n")  # type: ignore[no-untyped-call]
     return "".join(lines).encode("utf-8")
 
 

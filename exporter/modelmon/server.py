@@ -8,7 +8,6 @@ is wrong; a bad record never raises and never stops the server. Ingest runs at m
 
 from __future__ import annotations
 
-import gzip
 import hmac
 import json
 import logging
@@ -20,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from modelmon.bodies import BodyError, decompress, media_type, parse_records
+from modelmon.compression import gzip_join
 from modelmon.config import TlsConfig
 
 if TYPE_CHECKING:
@@ -102,11 +102,15 @@ class Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET  # noqa: N815 - the stdlib dispatches on this name
 
     def _metrics(self) -> None:
-        body, content_type = self.server.exporter.render_metrics(self.headers.get("Accept", ""))
+        exporter = self.server.exporter
+        parts, content_type = exporter.metrics_parts(self.headers.get("Accept", ""))
         headers = {}
-        if "gzip" in self.headers.get("Accept-Encoding", "") and len(body) > 1024:
-            body = gzip.compress(body, compresslevel=1)
+        raw = [p if isinstance(p, bytes) else p.raw for p in parts]
+        if "gzip" in self.headers.get("Accept-Encoding", "") and sum(map(len, raw)) > 1024:
+            body = gzip_join(parts)  # the statistics were deflated at the last refresh
             headers["Content-Encoding"] = "gzip"
+        else:
+            body = b"".join(raw)
         self._send(200, body, content_type, headers)
 
     # --- POST ----------------------------------------------------------------------------
