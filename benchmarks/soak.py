@@ -20,6 +20,7 @@ the first third's plus 2 ms. Not part of CI: it takes minutes.
 
     python benchmarks/soak.py                               # 30 minutes
     python benchmarks/soak.py --minutes 2 --interval 15     # the short run in results/soak.md
+    python benchmarks/soak.py --memory-store                # without state_dir
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def write_config(directory: Path, profile: Path, args: argparse.Namespace) -> tu
     entry = common.model_entry(MODEL, profile, ["5m", "1h"])
     entry["labels"] = {"ttl": f"{args.ttl}s"}
     document = common.config_document([entry], "2s", f"127.0.0.1:{port}")
-    document.update(state_dir=str(directory / "state"), checkpoint_interval="30s")
+    if not args.memory_store:
+        document.update(state_dir=str(directory / "state"), checkpoint_interval="30s")
     path = directory / "modelmon.yaml"
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
     return path, f"http://127.0.0.1:{port}"
@@ -342,6 +344,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=60.0, help="table row seconds (60)")
     parser.add_argument("--sample", type=float, default=2.0, help="sampling seconds (2)")
     parser.add_argument("--max-memory-growth", type=float, default=0.10)
+    parser.add_argument(
+        "--memory-store",
+        action="store_true",
+        help="no state_dir: the in-memory join store (the default of a plain config) "
+        "instead of SQLite, and no window checkpoints",
+    )
     parser.add_argument("--csv", type=Path, help="also write the table as CSV here")
     parser.add_argument("--output", type=Path, help="also write the markdown here")
     return parser.parse_args()
@@ -382,6 +390,9 @@ def main() -> int:
         "load": f"{args.rate:g} predictions/s in batches of {args.batch}, {args.features} "
         f"features; labels for {args.label_share:.0%} after {args.label_delay:g} s; "
         f"labels.ttl {args.ttl:g} s; a scrape every 5 s",
+        "join store": "in memory (no state_dir)"
+        if args.memory_store
+        else "SQLite under state_dir, windows checkpointed every 30 s",
         "final counters": ", ".join(f"{k} {v:,.0f}" for k, v in sorted(counts.items())),
         "exporter exit code after SIGTERM": str(code),
     }
