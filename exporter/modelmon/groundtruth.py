@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from modelmon.ingest import Batch, IngestResult
+from modelmon.ingest import Batch, IngestResult, record_time
 from modelmon.labels.records import JoinedPair, LabelRecord, PendingColumns, PendingPrediction
 from modelmon.profile import Profile
 from modelmon.stats.binning import FloatArray
@@ -30,7 +30,7 @@ from modelmon.stats.performance import (
     RegressionReading,
 )
 from modelmon.stats.window import SlidingWindow
-from modelmon.values import TimestampError, class_value, parse_timestamp
+from modelmon.values import TimestampError, as_float, class_value
 
 #: Score payloads a waiting prediction keeps (others are stored as no score).
 _SCORE_TYPES = frozenset({float, int, dict, type(None)})
@@ -175,7 +175,7 @@ class GroundTruth:
             and labels.count(None) == len(ids)  # the common case, checked in C
         ):
             if self.regression:
-                values = [float(v) for v in values]  # type: ignore[arg-type]
+                values = list(map(as_float, values))
             if not set(map(type, scores)) <= _SCORE_TYPES:
                 scores = [s if type(s) in _SCORE_TYPES else None for s in scores]
             # The checks above ruled out None ids and values.
@@ -192,7 +192,7 @@ class GroundTruth:
             if ident is None or pred is None or labels[i] is not None:
                 continue
             if self.regression:
-                value: str | float | None = float(pred)
+                value: str | float | None = as_float(pred)
             else:
                 value = classes[i] if classes is not None else class_value(pred)
             if value is None:
@@ -236,11 +236,7 @@ class GroundTruth:
                 )
                 continue
             try:
-                ts = (
-                    now
-                    if rec.get("timestamp") is None
-                    else min(parse_timestamp(rec["timestamp"]), now)
-                )
+                ts = record_time(rec.get("timestamp"), now)
             except TimestampError as exc:
                 result.reject(i, "invalid_timestamp", f"timestamp: {exc}")
                 continue
@@ -253,7 +249,8 @@ class GroundTruth:
         if self.regression:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return None
-            return float(value) if math.isfinite(value) else None
+            number = as_float(value)
+            return number if math.isfinite(number) else None
         if isinstance(value, (str, int, float, bool)):
             return class_value(value)
         return None

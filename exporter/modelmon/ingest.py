@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from modelmon.values import TimestampError, parse_timestamp
+from modelmon.values import TimestampError, as_float, parse_timestamp
 
 MAX_ERRORS_LISTED = 100
 MAX_VERSION_LENGTH = 128
@@ -97,13 +97,16 @@ _NUMBER = (int, float)
 _SCALAR = (str, int, float, bool)
 
 
-def _timestamp(value: Any, now: float) -> float:
+def record_time(value: Any, now: float) -> float:
+    """A record's ``timestamp``: ``now`` when absent or later than now."""
     if value is None:
         return now
     if type(value) is float or type(value) is int:
-        if math.isfinite(value) and value >= 0:
-            return min(float(value), now)
-        raise TimestampError(f"expected finite, non-negative Unix seconds, got {value!r}")
+        # An integer beyond float range is far in the future: now, as any later time.
+        seconds = as_float(value)
+        if seconds >= 0 and (math.isfinite(seconds) or type(value) is int):
+            return min(seconds, now)
+        raise TimestampError(f"expected finite, non-negative Unix seconds, got {seconds!r}")
     return min(parse_timestamp(value), now)
 
 
@@ -293,7 +296,7 @@ def _check(
         )
         return None
     try:
-        ts = _timestamp(rec.get("timestamp"), now)
+        ts = record_time(rec.get("timestamp"), now)
     except TimestampError as exc:
         result.reject(i, "invalid_timestamp", f"timestamp: {exc}")
         return None

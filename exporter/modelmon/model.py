@@ -40,6 +40,7 @@ from modelmon.stats.binning import (
 )
 from modelmon.stats.report import DriftReport, drift_report
 from modelmon.stats.window import SlidingWindow
+from modelmon.values import as_float
 
 #: Upper bounds of the prediction latency histogram (seconds).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -339,7 +340,7 @@ class ModelMonitor:
     def _latencies(self, state: VersionState, latencies: list[Any]) -> None:
         if latencies.count(None) == len(latencies):
             return
-        values = [v for v in latencies if type(v) is float or type(v) is int]
+        values = [as_float(v) for v in latencies if type(v) is float or type(v) is int]
         if not values:
             return
         arr = np.asarray(values, dtype=np.float64)

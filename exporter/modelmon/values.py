@@ -35,6 +35,18 @@ def class_value(value: object) -> str | None:
     return None
 
 
+def as_float(value: float) -> float:
+    """A JSON number as a float: an integer beyond float range becomes +-inf.
+
+    >>> as_float(3), as_float(10**400), as_float(-(10**400))
+    (3.0, inf, -inf)
+    """
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 class TimestampError(ValueError):
     """A timestamp that is neither Unix seconds nor RFC 3339."""
 
@@ -50,9 +62,9 @@ def parse_timestamp(value: object) -> float:
     if isinstance(value, bool):
         raise TimestampError("expected Unix seconds or an RFC 3339 string, got a boolean")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        seconds = as_float(value)
         if not math.isfinite(seconds) or seconds < 0:
-            raise TimestampError(f"expected finite, non-negative Unix seconds, got {value!r}")
+            raise TimestampError(f"expected finite, non-negative Unix seconds, got {seconds!r}")
         return seconds
     if isinstance(value, str):
         text = value.strip()

@@ -339,6 +339,47 @@ def test_nan_counts_as_missing_and_infinity_as_out_of_range(plain: str, scrape: 
     )
 
 
+def test_integers_beyond_float_range_are_values_out_of_range_not_errors(
+    plain: str, scrape: Scrape
+) -> None:
+    """JSON integers have no size limit; 10^400 in a numeric field is an out-of-range
+    value (a timestamp that far ahead is now, like any later time), never a 500."""
+    big = "1" + "0" * 400
+    body = (
+        "["
+        f'{{"id": "big-1", "features": {{"age": {big}, "income": -{big}, "country": "DE"}},'
+        f' "prediction": 1, "score": {big}, "latency_seconds": {big}}},'
+        f'{{"id": "big-2", "features": {{"age": 40, "income": 52000.0, "country": "DE"}},'
+        f' "prediction": 1, "score": 0.5, "timestamp": {big}}},'
+        f'{{"features": {{"age": 40, "income": 52000.0, "country": "DE"}}, "prediction": 1,'
+        f' "label": 1, "score": -{big}}}'
+        "]"
+    ).encode()
+    before = scrape(plain)
+    response = post(plain, body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["accepted"], answer["rejected"]) == (3, 0), answer
+    label = f'[{{"id": "big-1", "label": 1, "timestamp": {big}}}]'.encode()
+    labels = post(plain, label, path=f"/v1/models/{MODEL}/labels")
+    assert labels.status_code == 200, labels.text
+    assert labels.json()["accepted"] == 1
+    after = scrape(plain)
+    col = {"model": MODEL, "version": "v1", "role": "feature"}
+    for column in ("age", "income"):
+        moved = after.value("modelmon_column_out_of_range_total", **col, column=column) - (
+            before.value("modelmon_column_out_of_range_total", **col, column=column)
+        )
+        assert moved == 1, column
+    events = {"model": MODEL, "version": "v1"}
+    assert (
+        after.value("modelmon_events_total", **events)
+        - before.value("modelmon_events_total", **events)
+        == 3
+    )
+    assert_alive(plain)
+
+
 def test_no_accepted_record_is_missing_from_the_events_counter(plain: str, scrape: Scrape) -> None:
     def total_events() -> float:
         return counter_sum(scrape(plain), "modelmon_events_total", model=MODEL)

@@ -414,6 +414,9 @@ def test_memory_store_expires_per_call_and_keeps_payloads(fake_clock) -> None:
     pair = store.add_labels("house", [LabelRecord("r", 200.0, 6.0)]).joined[0]
     assert (pair.prediction, pair.label) == (212.5, 200.0)
     assert type(pair.prediction) is float  # not a numpy scalar
+    huge = 10**400  # a JSON integer beyond float range: kept as given
+    store.add_predictions(M, [PendingPrediction("h", "v1", 5.0, "1", huge)])
+    assert store.add_labels(M, [label("h")]).joined[0].score == huge
     # An expired id is forgotten; a joined one of the expired calls too (its ttl ended).
     assert store.add_predictions(M, [pred("a"), pred("b")]).duplicates == 0
 

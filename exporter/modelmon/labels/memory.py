@@ -130,7 +130,7 @@ def _compact_scores(scores: Sequence[ScorePayload]) -> Any:
     """Scalar scores as a float array (NaN for none), 8 bytes a row; others as given."""
     try:
         return np.array(scores, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # objects, or an integer beyond floats
         return scores
 
 
