@@ -96,6 +96,7 @@ INTERESTING = st.sampled_from(
         "9999-12-31T23:59:59+14:00", "yesterday", "", " ", "1", "1.5", "-0", "nan", "inf",
         "-inf", "1e999", "DE", "FR", "__other__", "\x00", "\u2028", "é" * 300,
         True, False, 0, 1, -1, 0.5, 1.0, 1e308, -1e308, 5e-324, 2**63, -(2**63),
+        2**64, 10**400, -(10**400),  # valid JSON beyond 64 bits and beyond float range
         [], {}, [1], {"a": 1},
     ]
 )  # fmt: skip
