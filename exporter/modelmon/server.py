@@ -15,6 +15,8 @@ import re
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +79,24 @@ class Handler(BaseHTTPRequestHandler):
     # --- GET -----------------------------------------------------------------------------
 
     def do_GET(self) -> None:
+        with self._internal_errors():
+            self._get()
+
+    @contextmanager
+    def _internal_errors(self) -> Iterator[None]:
+        """A bug (an exception that is not about the connection) is logged with its
+        traceback and answered ``500``, instead of a silently dropped connection."""
+        try:
+            yield
+        except (ConnectionError, TimeoutError, ssl.SSLError):
+            raise  # the client went away: nothing to answer
+        except Exception as exc:
+            log.exception("%s %s failed", self.command, self.path[:200])
+            self.close_connection = True
+            with suppress(OSError):
+                self._error(500, f"internal error: {type(exc).__name__}: {exc}"[:500])
+
+    def _get(self) -> None:
         path = self.path.split("?", 1)[0]
         exporter = self.server.exporter
         if path == "/metrics":
@@ -116,7 +136,7 @@ class Handler(BaseHTTPRequestHandler):
     # --- POST ----------------------------------------------------------------------------
 
     def do_POST(self) -> None:
-        with self.server.exporter.inflight:
+        with self.server.exporter.inflight, self._internal_errors():
             self._post()
 
     def _post(self) -> None:

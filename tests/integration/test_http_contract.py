@@ -14,7 +14,9 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -544,3 +546,58 @@ def test_records_keep_their_event_time(
     samples = scrape(running.url)
     assert samples.value("modelmon_events_total", model=MODEL, version="v1") == 7
     assert samples.value("modelmon_window_events", model=MODEL, version="v1", window="5m") == 3
+
+
+# --- a bug is a 500 with its traceback in the log, never a dropped connection ----------------
+
+
+def test_an_internal_error_is_a_logged_500_and_the_server_keeps_serving(
+    exporter_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fault is injected into the exporter's own code (a monitor that raises): the
+    safety net around every handler must answer, log the traceback and stay up."""
+    running = exporter_factory()
+    monitor = running.app.monitors[MODEL]
+
+    def broken(records: Any) -> Any:
+        raise RuntimeError("injected fault")
+
+    monitor.ingest = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="modelmon.server"):
+        response = post(running.url, [record()])
+    assert_error(response, 500)
+    assert "injected fault" in response.json()["error"]
+    assert any(r.exc_info and "injected fault" in str(r.exc_info[1]) for r in caplog.records)
+    assert_alive(running.url)
+    # The slot and byte budget were given back: ingest works again once the bug is gone.
+    del monitor.ingest
+    assert post(running.url, [record()]).json()["accepted"] == 1
+
+
+def test_a_failed_refresh_shows_in_the_scrape_without_stale_numbers(
+    exporter_factory: Any, scrape: Scrape
+) -> None:
+    """The scrape still answers (resource gauges stay visible); the models collector
+    reports failure and no statistic of the failed refresh is exported."""
+    running = exporter_factory()
+    assert post(running.url, [record() for _ in range(20)]).json()["accepted"] == 20
+    running.app.refresher.refresh()
+    assert scrape(running.url).series("modelmon_drift_psi")
+    refresher = running.app.refresher
+
+    def failing() -> Any:
+        raise RuntimeError("disk on fire")
+
+    refresher.refresh = failing  # type: ignore[method-assign]
+    refresher.interval = 0.05
+    # The exporter's own refresh thread sleeps for its 1h interval: run the loop again.
+    thread = threading.Thread(target=refresher._run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while refresher.last_error is None:
+        assert time.monotonic() < deadline, "the refresh loop did not record the failure"
+        time.sleep(0.02)
+    failed = scrape(running.url)
+    assert failed.value("modelmon_collector_success", collector="models") == 0
+    assert not failed.series("modelmon_drift_psi")
+    assert not failed.series("modelmon_events_total")
