@@ -279,12 +279,26 @@ def test_fuzz_random_json_values(target: Target) -> None:
     check(totals)
 
 
+#: Valid JSON beyond float range in every numeric field (an out-of-range value, never a
+#: 500); an explicit case, as the derandomized draws need not reach it.
+HUGE_NUMBERS = {
+    "id": "huge-1",
+    "timestamp": 10**400,
+    "features": {"age": 10**400, "income": -(10**400), "country": 10**400},
+    "prediction": 10**400,
+    "score": 10**400,
+    "label": 10**400,
+    "latency_seconds": 10**400,
+}
+
+
 def test_fuzz_record_shaped_objects(target: Target) -> None:
     totals = Totals()
     check = accounting(target, "predictions")
 
     @fuzz_settings("records")
     @given(value=RECORDS | st.lists(RECORDS | WILD, max_size=30))
+    @example(value=[HUGE_NUMBERS, {**HUGE_NUMBERS, "id": "huge-2", "prediction": -(10**400)}])
     def case(value: Any) -> None:
         body = dumps(value)
         answer = check_answer(target.post(body), expected(value), body)
