@@ -14,7 +14,9 @@ runs during a measurement). Then, per shape:
 
 Each is timed ``--repeat`` times after warm-up; median, p95 and p99 are in milliseconds
 of wall-clock time, and the exposition's CPU time too (which load elsewhere on the
-machine does not inflate).
+machine does not inflate). The process runs at the garbage-collector setting of
+``modelmon serve`` (``modelmon.app.tune_garbage_collector``; ``--default-gc`` leaves
+the interpreter's default, under which collections during rendering add p95 tails).
 
     python benchmarks/bench_scrape.py            # 1x20x3 up to 10x50x3
     python benchmarks/bench_scrape.py --shapes 1x20x3,10x50x3 --repeat 50
@@ -42,7 +44,7 @@ from common import (
     percentile,
     prediction_records,
 )
-from modelmon.app import Exporter
+from modelmon.app import Exporter, tune_garbage_collector
 from modelmon.config import config_from_dict
 
 ALL_WINDOWS = ["5m", "1h", "1d", "7d"]
@@ -164,7 +166,14 @@ def main() -> None:
     parser.add_argument("--shapes", default=DEFAULT_SHAPES, help="MODELSxFEATURESxWINDOWS,...")
     parser.add_argument("--repeat", type=int, default=30, help="timed scrapes per case")
     parser.add_argument("--quick", action="store_true", help="a few seconds, smoke test")
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep the interpreter's garbage-collector setting instead of modelmon serve's",
+    )
     args = parser.parse_args()
+    if not args.default_gc:
+        tune_garbage_collector()
     if args.quick:
         args.shapes, args.repeat = "1x5x1,2x10x2", 5
     shapes = [Shape.parse(s) for s in args.shapes.split(",")]
@@ -179,7 +188,10 @@ def main() -> None:
     print(description)
     print(
         f"- {args.repeat} timed scrapes per case after 3 warm-up scrapes; "
-        "each cell: median / p95 / p99 ms; windows from " + ", ".join(ALL_WINDOWS)
+        "each cell: median / p95 / p99 ms; windows from "
+        + ", ".join(ALL_WINDOWS)
+        + "; garbage collector: "
+        + ("the interpreter's default" if args.default_gc else "as in modelmon serve")
     )
     print()
     print(
