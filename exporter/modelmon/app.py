@@ -63,9 +63,10 @@ class Exporter:
             list(self.monitors.values()), config.refresh_interval, clock=clock
         )
         self.ingest_slots = threading.BoundedSemaphore(config.limits.max_inflight)
-        # Parsing and ingest are CPU work under the GIL: run one request's at a time.
+        # Parsing and counting are CPU work under the GIL: one request's at a time.
         # Requests in their slots wait here, blocked, instead of taking turns on the GIL
-        # every few milliseconds (which costs each a cold cache at every turn).
+        # every few milliseconds (which costs each a cold cache at every turn). The join
+        # store's write is outside it: SQLite works without the GIL meanwhile.
         self.busy = threading.Lock()
         self.inflight = InFlight()
         # Raw bodies from before they are read until they are parsed: as many maximal
@@ -113,10 +114,10 @@ class Exporter:
             raise UnknownModelError(model) from None
 
     def ingest_predictions(self, model: str, records: Sequence[Any]) -> IngestResult:
-        return self._monitor(model).ingest(records)
+        return self._monitor(model).ingest(records, exclusive=self.busy)
 
     def ingest_labels(self, model: str, records: Sequence[Any]) -> IngestResult:
-        return self._monitor(model).ingest_labels(records)
+        return self._monitor(model).ingest_labels(records, exclusive=self.busy)
 
     def count_rejected(self, model: str, reason: str, n: int = 1) -> None:
         self._monitor(model).count_rejected(reason, n)

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,8 @@ from modelmon.values import as_float
 
 #: Upper bounds of the prediction latency histogram (seconds).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: The default of ``exclusive`` in :meth:`ModelMonitor.ingest`: no lock.
+_NO_LOCK = nullcontext()
 #: A version with no record for this long may be evicted to make room for a new one.
 VERSION_IDLE_SECONDS = 600.0
 
@@ -148,15 +151,38 @@ class ModelMonitor:
 
     # --- ingest ------------------------------------------------------------------------
 
-    def ingest(self, records: Sequence[Any]) -> IngestResult:
-        """Count a body's prediction records; never raises on bad records."""
-        now = self.clock()
-        batch, result = parse_predictions(
-            records,
-            regression=self.task == "regression",
-            default_version=self.config.version,
-            now=now,
-        )
+    def ingest(
+        self, records: Sequence[Any], *, exclusive: AbstractContextManager[Any] = _NO_LOCK
+    ) -> IngestResult:
+        """Count a body's prediction records; never raises on bad records.
+
+        ``exclusive`` is held while the records are checked and counted (Python work
+        under the interpreter lock), not while the join store writes them: a SQLite
+        store then runs while the next request is counted.
+        """
+        with exclusive:
+            now = self.clock()
+            batch, result = parse_predictions(
+                records,
+                regression=self.task == "regression",
+                default_version=self.config.version,
+                now=now,
+            )
+            live = self._count(batch, result, now)
+            waiting = self.truth.pending(batch) if self.store is not None else None
+        if self.store is not None and waiting is not None:
+            if not live.issuperset(waiting.versions):  # rows of a version refused above
+                waiting = PendingColumns.of([p for p in waiting.rows() if p.version in live])
+            if waiting.ids:
+                stored = self.store.add_pending(self.name, waiting)
+                self.add_joined(stored.joined, now)
+                with self.lock:
+                    self.truth.counters.expired += stored.evicted
+        return result
+
+    def _count(self, batch: Batch, result: IngestResult, now: float) -> set[str]:
+        """Add a checked batch to its versions' counters and windows; the versions that
+        are live afterwards (rows of a version over ``max_versions`` are rejected)."""
         batch.feature_columns = _feature_columns(batch.features)
         unknown = self._unknown_fields(batch)
         groups = _group(batch.versions)
@@ -178,22 +204,16 @@ class ModelMonitor:
                 self._add(state, sub, now)
             if result.reasons:
                 self.rejected.update(result.reasons)
-            live = set(self.versions)
-        if self.store is not None:
-            waiting = self.truth.pending(batch)
-            if not live.issuperset(waiting.versions):  # rows of a version refused above
-                waiting = PendingColumns.of([p for p in waiting.rows() if p.version in live])
-            if waiting.ids:
-                stored = self.store.add_pending(self.name, waiting)
-                self.add_joined(stored.joined, now)
-                with self.lock:
-                    self.truth.counters.expired += stored.evicted
-        return result
+            return set(self.versions)
 
-    def ingest_labels(self, records: Sequence[Any]) -> IngestResult:
-        """Join ground-truth records with their predictions; never raises on bad records."""
-        now = self.clock()
-        labels, result = self.truth.parse_labels(records, now)
+    def ingest_labels(
+        self, records: Sequence[Any], *, exclusive: AbstractContextManager[Any] = _NO_LOCK
+    ) -> IngestResult:
+        """Join ground-truth records with their predictions; never raises on bad records.
+        ``exclusive`` is held while the records are checked (see :meth:`ingest`)."""
+        with exclusive:
+            now = self.clock()
+            labels, result = self.truth.parse_labels(records, now)
         if labels and self.store is not None:
             stored = self.store.add_labels(self.name, labels)
             self.add_joined(stored.joined, now)

@@ -175,11 +175,11 @@ class Handler(BaseHTTPRequestHandler):
         if records is None:
             return
         try:
-            with exporter.busy:
-                if kind == "predictions":
-                    result = exporter.ingest_predictions(model, records)
-                else:
-                    result = exporter.ingest_labels(model, records)
+            # Counting takes exporter.busy (see Exporter.busy); the join store does not.
+            if kind == "predictions":
+                result = exporter.ingest_predictions(model, records)
+            else:
+                result = exporter.ingest_labels(model, records)
             self._json(200, result.to_json())
         finally:
             # Held until the answer is written: a graceful shutdown waits for it.

@@ -559,7 +559,7 @@ def test_an_internal_error_is_a_logged_500_and_the_server_keeps_serving(
     running = exporter_factory()
     monitor = running.app.monitors[MODEL]
 
-    def broken(records: Any) -> Any:
+    def broken(records: Any, **_options: Any) -> Any:
         raise RuntimeError("injected fault")
 
     monitor.ingest = broken  # type: ignore[method-assign]
