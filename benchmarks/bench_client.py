@@ -31,8 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from bench_ingest import MODEL, events_total, free_port, start_server
-from common import build_reference, machine_description, percentile, prediction_records
+from bench_ingest import MODEL, events_total, start_server
+from common import (
+    build_reference,
+    free_port,
+    machine_description,
+    percentile,
+    prediction_records,
+)
 from modelmon.client import Client
 
 QUANTILES = (50, 90, 99, 99.9)

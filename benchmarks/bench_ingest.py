@@ -33,9 +33,7 @@ import http.client
 import itertools
 import json
 import re
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -51,9 +49,11 @@ import yaml
 from common import (
     build_reference,
     config_document,
+    free_port,
     machine_description,
     model_entry,
     prediction_records,
+    start_serve,
 )
 from modelmon.app import GC_THRESHOLD, Exporter
 from modelmon.config import config_from_dict
@@ -230,12 +230,6 @@ def _nth(items: list[bytes], i: int) -> bytes:
 # --- the exporter process and the load generator -----------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(
     directory: Path, profile: Path, state_dir: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
@@ -247,27 +241,7 @@ def start_server(
         config["state_dir"] = tempfile.mkdtemp(prefix="case-", dir=state_dir)
     path = directory / "modelmon.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    log_path = directory / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "modelmon", "serve", "--config", str(path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"modelmon serve exited: {log_path.read_text()}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return server, port
-        except OSError:
-            time.sleep(0.05)
-    server.kill()
-    raise RuntimeError("modelmon serve did not become ready within 30 s")
+    return start_serve(path, port, directory / "server.log"), port
 
 
 @dataclass

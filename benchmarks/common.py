@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import datetime
 import gc
+import http.client
 import importlib.metadata
 import os
 import platform
 import shlex
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -233,3 +236,39 @@ def make_exporter(
     if clock is None:
         return Exporter(config)
     return Exporter(config, clock=clock)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_serve(
+    config: Path, port: int, log: Path, timeout: float = 30.0
+) -> subprocess.Popen[bytes]:
+    """``modelmon serve --config config`` in its own process (output to ``log``), once it
+    answers ``/readyz`` on ``port``."""
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "modelmon", "serve", "--config", str(config)],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"modelmon serve exited: {log.read_text(errors='replace')}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/readyz")
+            ready = conn.getresponse().status == 200
+            conn.close()
+            if ready:
+                return process
+        except OSError:
+            pass
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"modelmon serve did not become ready within {timeout:g} s")

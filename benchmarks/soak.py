@@ -30,8 +30,6 @@ import collections
 import csv
 import json
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -93,16 +91,9 @@ class Run:
 # --- the exporter --------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def write_config(directory: Path, profile: Path, args: argparse.Namespace) -> tuple[Path, str]:
-    """The exporter's config (state_dir, short label ttl); returns its path and URL."""
-    port = free_port()
+def write_config(directory: Path, profile: Path, args: argparse.Namespace) -> tuple[Path, int]:
+    """The exporter's config (state_dir, short label ttl); returns its path and port."""
+    port = common.free_port()
     entry = common.model_entry(MODEL, profile, ["5m", "1h"])
     entry["labels"] = {"ttl": f"{args.ttl}s"}
     document = common.config_document([entry], "2s", f"127.0.0.1:{port}")
@@ -110,28 +101,7 @@ def write_config(directory: Path, profile: Path, args: argparse.Namespace) -> tu
         document.update(state_dir=str(directory / "state"), checkpoint_interval="30s")
     path = directory / "modelmon.yaml"
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    return path, f"http://127.0.0.1:{port}"
-
-
-def start_exporter(config: Path, url: str, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "modelmon", "serve", "--config", str(config)],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the exporter exited: {log.read_text(errors='replace')}")
-        try:
-            if requests.get(url + "/readyz", timeout=1).status_code == 200:
-                return process
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the exporter did not become ready within 60 s")
+    return path, port
 
 
 # --- the load ------------------------------------------------------------------------
@@ -360,8 +330,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="modelmon-soak-") as tmp:
         directory = Path(tmp)
         profile = common.build_reference(directory, args.features)
-        config, url = write_config(directory, profile, args)
-        exporter = start_exporter(config, url, directory / "serve.log")
+        config, port = write_config(directory, profile, args)
+        url = f"http://127.0.0.1:{port}"
+        exporter = common.start_serve(config, port, directory / "serve.log", timeout=60)
         run = Run(time.monotonic())
         labels: collections.deque[tuple[float, list[str]]] = collections.deque()
         threads = [
