@@ -244,19 +244,11 @@ def static_exposition(monitors: Sequence[ModelMonitor], readings: Readings) -> b
 
 def render_gauges(families: Iterable[Metric]) -> bytes:
     """Gauge families in the text format, which is also valid OpenMetrics for gauges
-    (the catalogue's HELP texts hold no characters the two formats escape differently).
-    Written here rather than by prometheus_client's encoder: this is 10x faster."""
-    lines: list[str] = []
-    append = lines.append
-    for family in families:
-        append(f"# HELP {family.name} {family.documentation}\n# TYPE {family.name} gauge\n")
-        keys = sorted(family.samples[0].labels) if family.samples else []  # as prometheus_client
-        for sample in family.samples:
-            got = sample.labels
-            labels = ",".join(f'{k}="{_escape(got[k])}"' for k in keys)
-            value = floatToGoString(sample.value)  # type: ignore[no-untyped-call]
-            append(f"{sample.name}{{{labels}}} {value}\n")
-    return "".join(lines).encode("utf-8")
+    (the catalogue's HELP texts hold no characters the two formats escape differently)."""
+    body = render_families(families, openmetrics=False)
+    if body is None:
+        raise ValueError("families: expected gauges with plain metric and label names")
+    return body
 
 
 _FAST_TYPES = frozenset({"counter", "gauge", "histogram", "summary"})
@@ -265,14 +257,19 @@ _LEGACY_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 
 
 def render_registry(registry: Any, openmetrics: bool) -> bytes | None:
-    """Every family of ``registry`` in the text format, or in OpenMetrics without the
-    closing ``# EOF``, byte for byte as prometheus_client's encoders write them, about
-    five times faster. None when a family needs what only those encoders handle (other
-    types, units, timestamps, exemplars, ``_created`` samples, names to escape): the
-    caller then uses them."""
+    """Every family of ``registry``; see :func:`render_families`."""
+    return render_families(registry.collect(), openmetrics)
+
+
+def render_families(families: Iterable[Metric], openmetrics: bool) -> bytes | None:
+    """``families`` in the text format, or in OpenMetrics without the closing ``# EOF``,
+    byte for byte as prometheus_client's encoders write them, several times faster.
+    None when a family needs what only those encoders handle (other types, units,
+    timestamps, exemplars, ``_created`` samples, names to escape): the caller then
+    uses them."""
     lines: list[str] = []
     append = lines.append
-    for family in registry.collect():
+    for family in families:
         kind, name = family.type, family.name
         if kind not in _FAST_TYPES or family.unit or not _LEGACY_NAME.match(name):
             return None
@@ -281,10 +278,10 @@ def render_registry(registry: Any, openmetrics: bool) -> bytes | None:
         if openmetrics:
             doc = doc.replace('"', r"\"")
         append(f"# HELP {header} {doc}\n# TYPE {header} {kind}\n")
-        checked: set[frozenset[str]] = set()
         special = (f"{name}_created", f"{name}_gsum", f"{name}_gcount")
+        known: Any = None  # the label names of the sample before ...
+        keys: list[str] = []  # ... sorted, as both encoders write them
         for sample in family.samples:
-            got = sample.labels
             if (
                 sample.timestamp is not None
                 or sample.exemplar is not None
@@ -293,16 +290,17 @@ def render_registry(registry: Any, openmetrics: bool) -> bytes | None:
                 or sample.value is None
             ):
                 return None
-            if got:
-                keys = frozenset(got)
-                if keys not in checked:
-                    if not all(_LEGACY_LABEL.match(k) for k in keys):
-                        return None
-                    checked.add(keys)
-                labels = ",".join(f'{k}="{_escape(got[k])}"' for k in sorted(got))
-                append(f"{sample.name}{{{labels}}} {floatToGoString(sample.value)}\n")  # type: ignore[no-untyped-call]
-            else:
-                append(f"{sample.name} {floatToGoString(sample.value)}\n")  # type: ignore[no-untyped-call]
+            value = floatToGoString(sample.value)  # type: ignore[no-untyped-call]
+            got = sample.labels
+            if not got:
+                append(f"{sample.name} {value}\n")
+                continue
+            if got.keys() != known:
+                if not all(_LEGACY_LABEL.match(k) for k in got):
+                    return None
+                known, keys = got.keys(), sorted(got)
+            labels = ",".join(f'{k}="{_escape(got[k])}"' for k in keys)
+            append(f"{sample.name}{{{labels}}} {value}\n")
     return "".join(lines).encode("utf-8")
 
 
