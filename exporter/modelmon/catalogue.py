@@ -187,7 +187,23 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "Chi-square goodness-of-fit p-value of window category counts "
         "against reference shares (probability).",
     ),
-    _drift("detected", "1 when the column drifted by its configured method and threshold, else 0."),
+    _drift(
+        "detected",
+        "1 when the column drifted: its statistic reached both the effect threshold and the "
+        "noise floor at this window's size, Holm-corrected over the version's columns "
+        "(p-value methods: p-value below the corrected alpha), else 0. Absent below 30 values.",
+    ),
+    _drift(
+        "threshold",
+        "Effective threshold of the column's verdict, in the units of its method's statistic: "
+        "max(effect threshold, noise floor at this window's size and corrected alpha); for "
+        "p-value methods the corrected alpha (probability).",
+    ),
+    _drift(
+        "pvalue",
+        "Probability of a statistic at least this large without drift, at this window's "
+        "number of values (two-sample null simulated from the reference; probability).",
+    ),
     MetricSpec(
         "modelmon_dataset_drift_share",
         "gauge",

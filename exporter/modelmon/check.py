@@ -52,6 +52,13 @@ def _share(text: str) -> float:
     return value
 
 
+def _level(text: str) -> float:
+    value = _number(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a level between 0 and 1, got {text}")
+    return value
+
+
 def _non_negative(text: str) -> float:
     value = _number(text)
     if not value >= 0.0:
@@ -107,6 +114,15 @@ def _add_drift_options(p: argparse.ArgumentParser) -> None:
         default=0.5,
         metavar="X",
         help="dataset drift when at least this share of features drifted (default 0.5)",
+    )
+    p.add_argument(
+        "--alpha",
+        type=_level,
+        default=0.01,
+        metavar="P",
+        help="false-alarm level over all columns together (Holm-corrected; default 0.01): "
+        "a column drifts when its statistic is above both its threshold and its noise "
+        "floor at this many rows (see docs/drift.md)",
     )
 
 
@@ -182,6 +198,7 @@ def check(args: argparse.Namespace) -> CheckResult:
     from modelmon.config import DriftConfig, ModelConfig
     from modelmon.model import resolve_rules
     from modelmon.profile import load_profile
+    from modelmon.stats.report import Verdicts
 
     gates = Gates(
         fail_on=tuple(args.fail_on) or ("none",),
@@ -198,21 +215,23 @@ def check(args: argparse.Namespace) -> CheckResult:
         )
     profile = load_profile(args.profile)
     gates.validate(profile.task)
-    settings = DriftSettings(method=args.method, threshold=args.threshold, share=args.share)
+    settings = DriftSettings(
+        method=args.method, threshold=args.threshold, share=args.share, alpha=args.alpha
+    )
     config = ModelConfig(
         name=args.model or model_name(args.profile),
         reference=Path(args.profile),
-        drift=DriftConfig(settings.method, settings.threshold, settings.share, {}),
+        drift=DriftConfig(settings.method, settings.threshold, settings.share, {}, settings.alpha),
     )
     roles = RoleColumns(args.prediction, args.label, args.score, tuple(args.scores))
     columns = ColumnMap(profile, roles)
     rows = args.chunk_rows or chunk_rows(len(profile.columns))
     acc = _accumulate(profile, columns, args.data, rows)
     rules, methods = resolve_rules(config, profile, acc.layout)
+    verdicts = Verdicts(acc.layout, rules, methods, settings.alpha)
     result = build_result(
         acc,
-        rules,
-        methods,
+        verdicts,
         settings,
         profile_path=args.profile,
         model=config.name,

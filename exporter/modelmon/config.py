@@ -38,6 +38,8 @@ class DriftConfig:
     threshold: float | None = None
     share: float = 0.5
     columns: dict[str, ColumnDrift] = field(default_factory=dict)
+    #: Family-wise false-alarm level over the columns of one version and window.
+    alpha: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -182,8 +184,16 @@ def parse_listen(value: Any, path: str = "listen") -> tuple[str, int]:
 # --- sections ------------------------------------------------------------------------
 
 
-def _drift(raw: Any, path: str) -> DriftConfig:
-    d = _mapping(raw, path, {"method", "threshold", "share", "columns"})
+def _alpha(raw: Any, path: str) -> float:
+    alpha = _number(raw, path)
+    if not 0 < alpha < 1:
+        raise ConfigError(f"{path}: expected a level between 0 and 1 (e.g. 0.01), got {alpha}")
+    return alpha
+
+
+def _drift(raw: Any, path: str, default_alpha: float = DriftConfig.alpha) -> DriftConfig:
+    d = _mapping(raw, path, {"method", "threshold", "share", "columns", "alpha"})
+    alpha = default_alpha if d.get("alpha") is None else _alpha(d["alpha"], f"{path}.alpha")
     method = _choice(d.get("method", "auto"), f"{path}.method", METHODS)
     threshold = d.get("threshold")
     if threshold is not None:
@@ -202,7 +212,7 @@ def _drift(raw: Any, path: str) -> DriftConfig:
             _choice(c.get("method", method), f"{cpath}.method", METHODS),
             None if cthreshold is None else _number(cthreshold, f"{cpath}.threshold"),
         )
-    return DriftConfig(method, threshold, share, columns)
+    return DriftConfig(method, threshold, share, columns, alpha)
 
 
 def _windows(raw: Any, path: str) -> tuple[Window, ...]:
@@ -232,7 +242,9 @@ MODEL_KEYS = {
 }
 
 
-def _model(raw: Any, path: str, base: Path) -> ModelConfig:
+def _model(
+    raw: Any, path: str, base: Path, default_alpha: float = DriftConfig.alpha
+) -> ModelConfig:
     m = _mapping(raw, path, MODEL_KEYS)
     name = _text(m.get("name"), f"{path}.name")
     if not MODEL_NAME.match(name):
@@ -258,7 +270,7 @@ def _model(raw: Any, path: str, base: Path) -> ModelConfig:
         max_versions=int(
             _number(m.get("max_versions", 5), f"{path}.max_versions", minimum=1, integer=True)
         ),
-        drift=_drift(m.get("drift"), f"{path}.drift"),
+        drift=_drift(m.get("drift"), f"{path}.drift", default_alpha),
         labels=LabelsConfig(
             ttl=_duration(labels.get("ttl", "7d"), f"{path}.labels.ttl"),
             max_pending=int(
@@ -337,6 +349,7 @@ TOP_KEYS = {
     "collectors",
     "refresh_interval",
     "checkpoint_interval",
+    "drift",
 }
 
 
@@ -346,7 +359,11 @@ def config_from_dict(raw: Any, base: Path = Path(".")) -> Config:
     models_raw = top.get("models")
     if not isinstance(models_raw, list) or not models_raw:
         raise ConfigError("models: expected a non-empty list of models")
-    models = tuple(_model(m, f"models[{i}]", base) for i, m in enumerate(models_raw))
+    drift = _mapping(top.get("drift"), "drift", {"alpha"})
+    alpha = (
+        DriftConfig.alpha if drift.get("alpha") is None else _alpha(drift["alpha"], "drift.alpha")
+    )
+    models = tuple(_model(m, f"models[{i}]", base, alpha) for i, m in enumerate(models_raw))
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise ConfigError(

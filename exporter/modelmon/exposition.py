@@ -10,6 +10,7 @@ scrape neither recomputes nor re-renders them.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -323,8 +324,10 @@ def _computed(monitor: ModelMonitor, readings: list[WindowReading], out: _Famili
             labels = [model, r.version, c.role, c.column, r.window]
             for stat, value in c.statistics.items():
                 out.add(f"modelmon_drift_{stat}", labels, value)
-            if c.statistics:
+            if not math.isnan(c.pvalue):  # a verdict was made (see stats/report.py)
                 out.add("modelmon_drift_detected", labels, float(c.drifted))
+                out.add("modelmon_drift_threshold", labels, c.threshold)
+                out.add("modelmon_drift_pvalue", labels, c.pvalue)
         if report.drift_share is not None:
             labels = [model, r.version, r.window]
             out.add("modelmon_dataset_drift_share", labels, report.drift_share)

@@ -39,7 +39,7 @@ from modelmon.stats.binning import (
     encode_categorical,
     encode_numeric,
 )
-from modelmon.stats.report import DriftReport, drift_report
+from modelmon.stats.report import DriftReport, Verdicts
 from modelmon.stats.window import SlidingWindow
 from modelmon.values import as_float
 
@@ -133,6 +133,7 @@ class ModelMonitor:
         self.positive_class = config.positive_class or profile.positive_class
         self.layout = Layout(profile)
         self.rules, self.methods = resolve_rules(config, profile, self.layout)
+        self.verdicts = Verdicts(self.layout, self.rules, self.methods, config.drift.alpha)
         self.feature_names = frozenset(
             s.column.name for s in self.layout.columns if s.column.role == "feature"
         )
@@ -405,9 +406,7 @@ class ModelMonitor:
                 events = int(vector[EVENTS_SLOT])
                 report = None
                 if events >= minimum:
-                    report = drift_report(
-                        self.layout, vector, self.rules, self.config.drift.share, self.methods
-                    )
+                    report = self.verdicts.report(vector, self.config.drift.share)
                 truth = self.truth.read(perf, est)
                 # Performance needs labeled pairs, estimates scored predictions.
                 if truth.performance is not None and truth.performance.n < minimum:

@@ -96,6 +96,43 @@ def summary() -> list[JSON]:
     ]
 
 
+def verdicts() -> list[JSON]:
+    """Each column's statistic against the effective threshold its verdict used."""
+    legend = "{{version}} ({{window}})"
+    against = timeseries(
+        "$column: statistic against its effective threshold",
+        [
+            target(f"modelmon_drift_wasserstein{{{MVCW}}}", "wasserstein " + legend),
+            target(f"modelmon_drift_jensen_shannon{{{MVCW}}}", "jensen_shannon " + legend),
+            target(f"modelmon_drift_psi{{{MVCW}}}", "psi " + legend),
+            target(f"modelmon_drift_threshold{{{MVCW}}}", "effective threshold " + legend),
+        ],
+        description="The effective threshold is max(effect threshold, noise floor at the "
+        "window's size), in the units of the column's method: wasserstein for numeric and "
+        "jensen_shannon for categorical columns under `auto` with references over 1000 "
+        "rows, or the configured method. Drift is declared when the method's statistic "
+        "reaches it. Under p-value methods (ks, chi2) the threshold is the corrected alpha: "
+        "compare it with the p-value panel. See docs/drift.md.",
+        minimum=0,
+    )
+    return [
+        row("Verdicts"),
+        repeated(against, "column"),
+        timeseries(
+            "p-value of each column's verdict",
+            [target(f"modelmon_drift_pvalue{{{MVCW}}}", LEGEND)],
+            description="Probability of a statistic at least this large without drift, at "
+            "the window's size (two-sample null simulated from the reference). Drift needs "
+            "it below the Holm-corrected alpha (drift.alpha, default 0.01, shared by the "
+            "version's columns) and, for distances, the statistic above its effect "
+            "threshold.",
+            unit="none",
+            log_scale=True,
+            size=(24, 8),
+        ),
+    ]
+
+
 def statistics() -> list[JSON]:
     """PSI, Jensen-Shannon, KS, Wasserstein and p-values per column over time."""
 
@@ -173,7 +210,8 @@ def statistics() -> list[JSON]:
                     "{{column}} {{version}}",
                 )
             ],
-            description="Drift detected by each column's method and threshold.",
+            description="Drift detected: each column's statistic reached both its effect "
+            "threshold and its noise floor (Holm-corrected over the version's columns).",
             mappings=STATE_MAPPINGS,
             steps=thresholds((1, RED)),
         ),
@@ -286,6 +324,7 @@ def build() -> JSON:
         [model_variable(), version_variable(), window_variable(), column_variable()],
         [
             *summary(),
+            *verdicts(),
             *statistics(),
             row("Distributions"),
             bin_shares(),

@@ -48,7 +48,6 @@ from modelmon.model import ModelMonitor
 from modelmon.profile import load_profile
 from modelmon.profiling.builder import Roles, build_profile
 from modelmon.stats import drift
-from modelmon.stats.report import drift_report
 
 FEATURE_SHIFT = 1.5  # the shifted copy multiplies the first 20 features by this
 
@@ -237,7 +236,7 @@ def test_drift_equals_the_exporter_on_the_same_records(cancer: Cancer, capsys: A
         for r in rows
     ]
     batch, _ = parse_predictions(records, regression=False, default_version="v", now=0.0)
-    exporter = drift_report(monitor.layout, monitor.encode(batch), monitor.rules, 0.5)
+    exporter = monitor.verdicts.report(monitor.encode(batch), 0.5)
     assert len(exporter.columns) == len(report["columns"])
     for reading, column in zip(exporter.columns, report["columns"], strict=True):
         assert (reading.role, reading.column) == (column["role"], column["column"])
@@ -340,8 +339,17 @@ def test_min_roc_auc_gate_both_sides(cancer: Cancer, capsys: Any) -> None:
 def test_prediction_drift_gate_for_a_candidate(cancer: Cancer, capsys: Any) -> None:
     # The shifted copy changes the model's predictions and scores: pre-launch validation
     # of such a candidate fails on prediction drift, even with dataset drift ignored.
+    # With a 284-row reference the score's shift (KS p about 0.003) is significant at a
+    # 5% family-wise level over the 33 columns, not at the default 1%.
     code, report = check_json(
-        capsys, "--profile", cancer.profile, cancer.shifted, "--fail-on", "prediction-drift"
+        capsys,
+        "--profile",
+        cancer.profile,
+        cancer.shifted,
+        "--fail-on",
+        "prediction-drift",
+        "--alpha",
+        "0.05",
     )
     assert code == 1
     assert [g["name"] for g in report["gates"]] == ["prediction-drift"]
@@ -584,7 +592,17 @@ TOP_KEYS = {
     "gates",
 }
 COLUMN_KEYS = {"role", "column", "source", "type", "present", "values", "drift", "quality"}
-DRIFT_KEYS = {"method", "statistic", "value", "threshold", "drifted", "statistics"}
+DRIFT_KEYS = {
+    "method",
+    "statistic",
+    "value",
+    "threshold",
+    "effect_threshold",
+    "pvalue",
+    "level",
+    "drifted",
+    "statistics",
+}
 
 
 def test_json_schema_is_stable(cancer: Cancer, capsys: Any) -> None:
@@ -602,6 +620,7 @@ def test_json_schema_is_stable(cancer: Cancer, capsys: Any) -> None:
         "method",
         "threshold",
         "share_threshold",
+        "alpha",
         "features",
         "drifted_features",
         "drift_share",

@@ -13,6 +13,7 @@ mix into ``rate()`` and ``on(model, version)`` matches over the live exporter's 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, push_to_gateway
@@ -69,8 +70,10 @@ class CheckCollector:
             labels = [*base, c.role, c.column, WINDOW]
             for stat, value in sorted(c.statistics.items()):
                 out.add(f"modelmon_drift_{stat}", labels, value)
-            if c.drifted is not None:
+            if c.drifted is not None and c.pvalue is not None and math.isfinite(c.pvalue):
                 out.add("modelmon_drift_detected", labels, float(c.drifted))
+                out.add("modelmon_drift_threshold", labels, c.threshold)
+                out.add("modelmon_drift_pvalue", labels, c.pvalue)
         if r.dataset_drift is not None:
             out.add("modelmon_dataset_drift_share", [*base, WINDOW], r.drift_share)
             out.add("modelmon_dataset_drift_detected", [*base, WINDOW], float(r.dataset_drift))

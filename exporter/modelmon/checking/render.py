@@ -58,6 +58,7 @@ COLUMN_HEADERS = (
     "statistic",
     "value",
     "threshold",
+    "p-value",
     "drift",
     "missing",
     "out of range/unseen",
@@ -74,6 +75,7 @@ def column_rows(columns: Sequence[ColumnResult], rows: int) -> list[list[str]]:
             c.statistic or "-",
             number(c.value),
             number(c.threshold),
+            number(c.pvalue),
             _drift_cell(c),
             *_quality_cells(c, rows),
         ]

@@ -17,7 +17,7 @@ from modelmon.profile import ColumnProfile
 from modelmon.stats.drift import Rule
 from modelmon.stats.estimation import ConfidenceEstimator
 from modelmon.stats.performance import RegressionPerformance
-from modelmon.stats.report import ColumnReading, drift_report
+from modelmon.stats.report import ColumnReading, Verdicts
 
 SCHEMA_VERSION = 1
 CLASSIFICATION_METRICS = ("accuracy", "roc_auc", "log_loss", "brier_score")
@@ -40,7 +40,10 @@ class ColumnResult:
     method: str | None = None  # None: no values, so no drift reading
     statistic: str | None = None
     value: float | None = None
-    threshold: float | None = None
+    threshold: float | None = None  # effective: max(effect threshold, noise floor)
+    effect_threshold: float | None = None  # the method's threshold (config or default)
+    pvalue: float | None = None  # probability of this statistic without drift, at n
+    level: float | None = None  # the corrected alpha the column was tested at
     drifted: bool | None = None
     statistics: dict[str, float] = field(default_factory=dict)
     quality: dict[str, int] = field(default_factory=dict)
@@ -89,6 +92,7 @@ class DriftSettings:
     method: str = "auto"
     threshold: float | None = None
     share: float = 0.5
+    alpha: float = 0.01
 
 
 @dataclass
@@ -131,7 +135,10 @@ def _column_result(
         out.method = reading.method
         out.statistic = rule.statistic
         out.value = reading.statistics[rule.statistic]
-        out.threshold = rule.threshold
+        out.threshold = reading.threshold
+        out.effect_threshold = rule.threshold
+        out.pvalue = reading.pvalue
+        out.level = reading.level
         out.drifted = reading.drifted
         out.statistics = dict(reading.statistics)
     return out
@@ -172,8 +179,7 @@ def _estimated(acc: BatchAccumulator) -> EstimateResult | None:
 
 def build_result(
     acc: BatchAccumulator,
-    rules: dict[tuple[str, str], Rule],
-    methods: dict[tuple[str, str], str],
+    verdicts: Verdicts,
     settings: DriftSettings,
     *,
     profile_path: str,
@@ -182,13 +188,14 @@ def build_result(
     files: list[str],
 ) -> CheckResult:
     """Read the summed vectors: drift per column, dataset drift, quality, performance."""
-    report = drift_report(acc.layout, acc.vector, rules, settings.share, methods)
+    report = verdicts.report(acc.vector, settings.share)
     columns = []
     for slots, reading in zip(acc.layout.columns, report.columns, strict=True):
         col = slots.column
         key = (col.role, col.name)
         present = key in acc.present
-        result = _column_result(col, acc.columns.source(col), present, reading, rules[key])
+        rule = verdicts.rules[key]
+        result = _column_result(col, acc.columns.source(col), present, reading, rule)
         kinds = NUMERIC_QUALITY if slots.numeric else CATEGORICAL_QUALITY
         result.quality = {q: int(acc.vector[slots.quality(q)]) for q in kinds}
         columns.append(result)
@@ -244,6 +251,9 @@ def _column_json(c: ColumnResult, rows: int) -> dict[str, Any]:
             "statistic": c.statistic,
             "value": _num(c.value),
             "threshold": _num(c.threshold),
+            "effect_threshold": _num(c.effect_threshold),
+            "pvalue": _num(c.pvalue),
+            "level": _num(c.level),
             "drifted": c.drifted,
             "statistics": {k: _num(v) for k, v in sorted(c.statistics.items())},
         },
@@ -305,6 +315,7 @@ def to_json(result: CheckResult) -> dict[str, Any]:
             "method": result.settings.method,
             "threshold": result.settings.threshold,
             "share_threshold": result.settings.share,
+            "alpha": result.settings.alpha,
             "features": len(features),
             "drifted_features": sum(1 for c in features if c.drifted),
             "drift_share": _num(result.drift_share),

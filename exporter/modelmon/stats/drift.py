@@ -136,12 +136,15 @@ def wasserstein_normalized(
     return distance / max(float(reference_std), 0.001)
 
 
-def chi2_pvalue(reference: npt.ArrayLike, window_counts: npt.ArrayLike) -> float:
-    """Chi-square goodness-of-fit p-value of the window counts against the reference
-    shares. Reference shares below ``PSI_EPSILON`` are raised to it (and the shares
-    renormalised), so a category unseen in the reference gives a tiny, finite p-value.
-    Bins empty in both the reference and the window are left out. Equals
-    ``scipy.stats.chisquare(window_counts, expected)`` with those expectations."""
+def pearson_chi2(reference: npt.ArrayLike, window_counts: npt.ArrayLike) -> tuple[float, int]:
+    """Pearson's X^2 of the window counts against the reference shares, and its degrees
+    of freedom. Reference shares below ``PSI_EPSILON`` are raised to it (and the shares
+    renormalised), so a category unseen in the reference gives a large, finite X^2.
+    Bins empty in both the reference and the window are left out.
+
+    >>> pearson_chi2([0.5, 0.5, 0.0], [30, 10, 0])
+    (10.0, 1)
+    """
     counts = np.asarray(window_counts, dtype=np.float64)
     n = counts.sum()
     if n <= 0:
@@ -152,8 +155,16 @@ def chi2_pvalue(reference: npt.ArrayLike, window_counts: npt.ArrayLike) -> float
     counts = counts[used]
     shares = np.maximum(reference_shares[used], PSI_EPSILON)
     expected = shares / shares.sum() * n
-    statistic = float(np.sum((counts - expected) ** 2 / expected))
-    dof = counts.size - 1
+    return float(np.sum((counts - expected) ** 2 / expected)), counts.size - 1
+
+
+def chi2_pvalue(reference: npt.ArrayLike, window_counts: npt.ArrayLike) -> float:
+    """Chi-square goodness-of-fit p-value of the window counts against the reference
+    shares (:func:`pearson_chi2`). Equals ``scipy.stats.chisquare(window_counts,
+    expected)`` with those expectations. This is the one-sample test of the contract's
+    ``chi2_pvalue`` statistic; verdicts use the calibrated two-sample null of X^2 instead
+    (:mod:`modelmon.stats.null`)."""
+    statistic, dof = pearson_chi2(reference, window_counts)
     if dof <= 0:
         return 1.0
     return float(_sps.chi2.sf(statistic, dof))

@@ -1,11 +1,14 @@
 """Drift readings of one vector (a window, or a whole batch) against the reference.
 
-Shared by the exporter's sliding windows and by ``modelmon check``: both hold the same
-additive vector (see :mod:`modelmon.stats.binning`) and read it here.
+Shared by the exporter's sliding windows, by ``modelmon check`` and by the results it
+pushes: all hold the same additive vector (see :mod:`modelmon.stats.binning`), read it
+here and decide drift with the same :class:`Verdicts`. How a verdict is made is
+described in docs/drift.md ("How a verdict is made").
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,18 +22,45 @@ from modelmon.stats.binning import (
     reference_points,
     window_points,
 )
+from modelmon.stats.multiplicity import holm_levels
+from modelmon.stats.null import NullInput, NullModel, NullSimulator
+
+#: Below this many values a column gets statistics but no verdict: the noise floors are
+#: simulated from 30 values up, and fewer say too little to page on.
+MIN_VERDICT_VALUES = 30
+#: The default family-wise false-alarm level (config ``drift.alpha``).
+DEFAULT_ALPHA = 0.01
+#: Rule statistic -> simulated null statistic (``ks_pvalue`` has a closed form).
+_NULL_STATISTIC = {
+    "psi": "psi",
+    "jensen_shannon": "jensen_shannon",
+    "wasserstein": "wasserstein",
+    "chi2_pvalue": "chi2",
+}
+
+Key = tuple[str, str]
 
 
 @dataclass
 class ColumnReading:
-    """The drift statistics of one column, and whether its rule says it drifted."""
+    """The drift statistics of one column, and how its verdict was made.
+
+    ``threshold`` is the effective threshold the verdict used: for a distance the larger
+    of the effect threshold and the noise floor at this column's number of values, for
+    a p-value method the level after the multiplicity correction (capped by the
+    method's threshold). ``pvalue`` is the probability of a statistic at least this
+    large without drift, at this number of values. Both are NaN without a verdict
+    (fewer than ``MIN_VERDICT_VALUES`` values)."""
 
     role: str
     column: str
     values: int  # binned (non-missing, finite) values in the vector
     statistics: dict[str, float] = field(default_factory=dict)
     method: str = ""
-    threshold: float = float("nan")
+    threshold: float = math.nan
+    effect_threshold: float = math.nan  # the method's threshold (config or default)
+    pvalue: float = math.nan
+    level: float = math.nan  # the corrected alpha this column was tested at
     drifted: bool = False
 
 
@@ -67,29 +97,103 @@ def column_statistics(slots: ColumnSlots, vector: FloatArray) -> dict[str, float
     return out
 
 
-def drift_report(
-    layout: Layout,
-    vector: FloatArray,
-    rules: dict[tuple[str, str], drift.Rule],
-    share_threshold: float,
-    method_names: dict[tuple[str, str], str] | None = None,
-) -> DriftReport:
-    """Read every column of ``vector`` and decide column and dataset drift."""
-    readings: list[ColumnReading] = []
-    features = drifted = 0
-    for slots in layout.columns:
+def null_input(slots: ColumnSlots, statistic: str) -> NullInput:
+    """What the null simulation of ``statistic`` needs of the column."""
+    col = slots.column
+    if col.binned_as_categorical:
+        shares = np.asarray(col.reference_ratios(), dtype=np.float64)
+        return NullInput(statistic, shares, col.values, None, None, 1.0)
+    points = reference_points(slots)[0] if statistic == "wasserstein" else None
+    return NullInput(
+        statistic,
+        np.asarray(col.fine_ratios, dtype=np.float64),
+        col.values,
+        slots.fine_to_coarse,
+        points,
+        max(float(col.std), 0.001),
+    )
+
+
+class Verdicts:
+    """How every column's drift is decided: its rule, the null of its statistic (the
+    noise floors, simulated once here), and the family-wise level ``alpha``."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        rules: dict[Key, drift.Rule],
+        methods: dict[Key, str] | None = None,
+        alpha: float = DEFAULT_ALPHA,
+    ) -> None:
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha: expected a level between 0 and 1, got {alpha}")
+        self.layout = layout
+        self.rules = rules
+        self.methods = methods or {}
+        self.alpha = alpha
+        self.nulls: dict[Key, NullModel] = {}
+        simulator = NullSimulator()
+        for slots in layout.columns:
+            key = (slots.column.role, slots.column.name)
+            statistic = _NULL_STATISTIC.get(rules[key].statistic)
+            if statistic is not None and slots.column.values > 0:
+                spec = null_input(slots, statistic)
+                self.nulls[key] = simulator.simulate(spec)
+
+    def pvalue(
+        self, slots: ColumnSlots, vector: FloatArray, statistics: dict[str, float], n: int
+    ) -> float:
+        """The column's p-value under the null, at ``n`` values."""
         key = (slots.column.role, slots.column.name)
-        stats = column_statistics(slots, vector)
-        reading = ColumnReading(key[0], key[1], int(vector[slots.counts].sum()), stats)
-        rule = rules[key]
-        if stats:
-            reading.method = (method_names or {}).get(key, rule.statistic)
-            reading.threshold = rule.threshold
-            reading.drifted = rule.drifted(stats[rule.statistic])
-            if key[0] == "feature":
-                features += 1
-                drifted += reading.drifted
-        readings.append(reading)
-    share = drifted / features if features else None
-    dataset = None if share is None else share >= share_threshold
-    return DriftReport(int(vector[EVENTS_SLOT]), readings, share, dataset)
+        rule = self.rules[key]
+        if rule.statistic == "ks_pvalue":
+            # The Kolmogorov distribution: exact for continuous data, conservative with ties.
+            return statistics["ks_pvalue"]
+        null = self.nulls.get(key)
+        if null is None:
+            return math.nan
+        if rule.statistic == "chi2_pvalue":
+            reference = slots.column.reference_ratios()
+            statistic, _ = drift.pearson_chi2(reference, slots.coarse_counts(vector))
+            return null.pvalue(statistic, n)
+        return null.pvalue(statistics[rule.statistic], n)
+
+    def decide(self, reading: ColumnReading, level: float) -> None:
+        """Fill ``reading``'s threshold and verdict, tested at ``level``."""
+        key = (reading.role, reading.column)
+        rule = self.rules[key]
+        value = reading.statistics[rule.statistic]
+        reading.level = level
+        reading.effect_threshold = rule.threshold
+        if rule.below:  # p-value methods: the corrected level, capped by the threshold
+            reading.threshold = min(level, rule.threshold)
+            reading.drifted = reading.pvalue <= level and value < rule.threshold
+            return
+        null = self.nulls.get(key)
+        floor = null.floor(reading.values, level) if null is not None else 0.0
+        reading.threshold = max(rule.threshold, floor)
+        reading.drifted = value >= reading.threshold
+
+    def report(self, vector: FloatArray, share_threshold: float) -> DriftReport:
+        """Read every column of ``vector`` and decide column and dataset drift."""
+        readings: list[ColumnReading] = []
+        judged: list[ColumnReading] = []
+        for slots in self.layout.columns:
+            key = (slots.column.role, slots.column.name)
+            stats = column_statistics(slots, vector)
+            reading = ColumnReading(key[0], key[1], int(vector[slots.counts].sum()), stats)
+            if stats:
+                reading.method = self.methods.get(key, self.rules[key].statistic)
+                reading.effect_threshold = self.rules[key].threshold
+                if reading.values >= MIN_VERDICT_VALUES:
+                    reading.pvalue = self.pvalue(slots, vector, stats, reading.values)
+                    if not math.isnan(reading.pvalue):
+                        judged.append(reading)
+            readings.append(reading)
+        levels = holm_levels([r.pvalue for r in judged], self.alpha)
+        for reading, level in zip(judged, levels, strict=True):
+            self.decide(reading, level)
+        features = [r for r in judged if r.role == "feature"]
+        share = sum(r.drifted for r in features) / len(features) if features else None
+        dataset = None if share is None else share >= share_threshold
+        return DriftReport(int(vector[EVENTS_SLOT]), readings, share, dataset)
