@@ -103,7 +103,15 @@ def null_input(slots: ColumnSlots, statistic: str) -> NullInput:
     if col.binned_as_categorical:
         shares = np.asarray(col.reference_ratios(), dtype=np.float64)
         return NullInput(statistic, shares, col.values, None, None, 1.0)
-    points = reference_points(slots)[0] if statistic == "wasserstein" else None
+    points = None
+    if statistic == "wasserstein":
+        # A fine bin empty in the reference has no mean (NaN) and no weight: any point
+        # between its neighbours' leaves the distance unchanged.
+        points = reference_points(slots)[0]
+        index = np.arange(points.size)
+        known = ~np.isnan(points)
+        if known.any() and not known.all():
+            points = np.interp(index, index[known], points[known])
     return NullInput(
         statistic,
         np.asarray(col.fine_ratios, dtype=np.float64),
@@ -162,17 +170,16 @@ class Verdicts:
         """Fill ``reading``'s threshold and verdict, tested at ``level``."""
         key = (reading.role, reading.column)
         rule = self.rules[key]
-        value = reading.statistics[rule.statistic]
         reading.level = level
         reading.effect_threshold = rule.threshold
         if rule.below:  # p-value methods: the corrected level, capped by the threshold
             reading.threshold = min(level, rule.threshold)
-            reading.drifted = reading.pvalue <= level and value < rule.threshold
+            reading.drifted = reading.pvalue <= reading.threshold
             return
         null = self.nulls.get(key)
         floor = null.floor(reading.values, level) if null is not None else 0.0
         reading.threshold = max(rule.threshold, floor)
-        reading.drifted = value >= reading.threshold
+        reading.drifted = reading.statistics[rule.statistic] >= reading.threshold
 
     def report(self, vector: FloatArray, share_threshold: float) -> DriftReport:
         """Read every column of ``vector`` and decide column and dataset drift."""
