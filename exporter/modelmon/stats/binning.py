@@ -82,6 +82,13 @@ class ColumnSlots:
         """Where values are clipped before their sums are added (see the module doc)."""
         return clip_range(self.fine_edges, self.column.min, self.column.max)
 
+    @cached_property
+    def reference_points(self) -> tuple[FloatArray, FloatArray]:
+        """Reference fine-bin means (clipped to the clip range) and shares."""
+        low, high = self.clip_range
+        means = np.clip(np.asarray(self.column.fine_means, dtype=np.float64), low, high)
+        return means, np.asarray(self.column.fine_ratios, dtype=np.float64)
+
     def quality(self, name: str) -> int:
         return self.quality_offset + _QUALITY_INDEX[name]
 
@@ -309,10 +316,7 @@ def encode_categorical(
 def reference_points(slots: ColumnSlots) -> tuple[FloatArray, FloatArray]:
     """Reference fine-bin means (clipped to the clip range) and shares, for the
     Wasserstein distance."""
-    col = slots.column
-    low, high = slots.clip_range
-    means = np.clip(np.asarray(col.fine_means, dtype=np.float64), low, high)
-    return means, np.asarray(col.fine_ratios)
+    return slots.reference_points
 
 
 def window_points(slots: ColumnSlots, vector: FloatArray) -> tuple[FloatArray, FloatArray]:

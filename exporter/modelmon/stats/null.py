@@ -26,6 +26,7 @@ false-alarm rates and power.
 
 from __future__ import annotations
 
+import bisect
 import math
 import zlib
 from dataclasses import dataclass
@@ -109,9 +110,16 @@ class NullModel:
 
     def _at(self, n: float) -> tuple[float, float]:
         x = math.log(max(n, 1.0))
-        logs = np.log(self.sizes)
-        shape = float(np.interp(x, logs, self.shapes))
-        scale = float(np.interp(x, logs, self.scales))
+        logs = [math.log(s) for s in self.sizes]
+        i = bisect.bisect_right(logs, x)
+        if i == 0:
+            shape, scale = self.shapes[0], self.scales[0]
+        elif i == len(logs):
+            shape, scale = self.shapes[-1], self.scales[-1]
+        else:
+            t = (x - logs[i - 1]) / (logs[i] - logs[i - 1])
+            shape = self.shapes[i - 1] + t * (self.shapes[i] - self.shapes[i - 1])
+            scale = self.scales[i - 1] + t * (self.scales[i] - self.scales[i - 1])
         return shape, scale - _size_term(self.statistic, n, self.reference)
 
     def pvalue(self, value: float, n: float) -> float:
