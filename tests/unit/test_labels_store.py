@@ -28,6 +28,8 @@ from modelmon.labels import (
     PendingPrediction,
     open_store,
 )
+from modelmon.labels.redis_store import RedisLabelStore
+from redisbin import RedisServer, redis_server
 
 StoreFactory = Callable[..., JoinStore]
 M = "credit-risk"
@@ -41,11 +43,22 @@ def label(i: int | str, value: str | float = "1", ts: float = 20.0) -> LabelReco
     return LabelRecord(str(i), value, ts)
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the module; each test flushes it first."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", "file", "redis"])
 def make_store(
     request: pytest.FixtureRequest, tmp_path: Path, fake_clock
 ) -> Iterator[StoreFactory]:
     opened: list[JoinStore] = []
+    server: RedisServer | None = None
+    if request.param == "redis":
+        server = request.getfixturevalue("redis")
+        server.client().flushdb()  # type: ignore[attr-defined]
 
     def make(**kwargs: object) -> JoinStore:
         options: dict[str, object] = {
@@ -54,8 +67,12 @@ def make_store(
             "clock": fake_clock,
         }
         options.update(kwargs)
-        path = None if request.param == "memory" else tmp_path / "labels.sqlite"
-        store = open_store(path, **options)
+        store: JoinStore
+        if server is not None:
+            store = RedisLabelStore.from_url(server.url, **options)  # type: ignore[arg-type]
+        else:
+            path = None if request.param == "memory" else tmp_path / "labels.sqlite"
+            store = open_store(path, **options)
         opened.append(store)
         return store
 
@@ -352,8 +369,8 @@ def test_eviction_still_finds_rows_after_the_clock_went_back(
     assert store.add_predictions(M, [pred(4)]).evicted == 1
     assert store.pending(M) == 2
     joined = sorted(p.id for p in store.add_labels(M, [label(2), label(3), label(4)]).joined)
-    if isinstance(store, LabelStore):
-        assert joined == ["2", "3"]  # SQLite orders by arrival time: 4 "arrived" first
+    if isinstance(store, (LabelStore, RedisLabelStore)):
+        assert joined == ["2", "3"]  # by arrival time: 4 "arrived" first
     else:
         assert joined == ["3", "4"]  # the memory store by arrival order: 2 came first
 
