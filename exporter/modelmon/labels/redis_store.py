@@ -82,6 +82,7 @@ class RedisLabelStore(JoinStore):
         name: str = "redis",
         key_prefix: str = "modelmon",
         retry_after: float = 1.0,
+        expire_batch: int = EXPIRE_LIMIT,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(
@@ -100,6 +101,7 @@ class RedisLabelStore(JoinStore):
             "expire": client.register_script(EXPIRE),
         }
         self._retry_after = retry_after
+        self._expire_batch = expire_batch
         self._monotonic = monotonic
         self._down_until = -float("inf")
         self._last_error: str | None = None
@@ -307,14 +309,14 @@ class RedisLabelStore(JoinStore):
                 repr(now - limit.ttl_seconds),
                 repr(now - self._orphan_ttl),
                 str(limit.max_pending),
-                str(EXPIRE_LIMIT),
+                str(self._expire_batch),
             ]
             expired = unmatched = 0
             while True:
                 ((gone, orphans),) = self._run("expire", model, [args], "expiry postponed;")
                 expired += int(gone)
                 unmatched += int(orphans)
-                if max(int(gone), int(orphans)) < EXPIRE_LIMIT:
+                if max(int(gone), int(orphans)) < self._expire_batch:
                     break
             if expired:
                 result.expired[model] = expired
