@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from realbin import free_port, in_ci, require_binary
 
 

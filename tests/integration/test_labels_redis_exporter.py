@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import requests
-
 from redisbin import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -30,8 +29,7 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 def predictions(ids: range, prediction: int = 1) -> list[dict[str, Any]]:
     return [
-        {"id": f"r{i}", "features": {"x": 0.5}, "prediction": prediction, "score": 0.8}
-        for i in ids
+        {"id": f"r{i}", "features": {"x": 0.5}, "prediction": prediction, "score": 0.8} for i in ids
     ]
 
 

@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import realbin
 import requests
 import yaml
+from redisbin import RedisServer
 from sklearn.metrics import accuracy_score
 
-import realbin
 from conftest import reference_rows
-from redisbin import RedisServer
 
 pytestmark = pytest.mark.integration
 

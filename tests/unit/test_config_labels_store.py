@@ -86,6 +86,6 @@ def test_the_password_is_read_from_a_file_or_the_environment(
     monkeypatch.delenv("MM_TEST_REDIS_PASSWORD")
     with pytest.raises(ConfigError, match="MM_TEST_REDIS_PASSWORD is not set or empty"):
         cfg.store_password()
-    with pytest.raises(ConfigError, match="labels.password_file: cannot read"):
+    with pytest.raises(ConfigError, match=r"labels\.password_file: cannot read"):
         labels_of(store="redis://r", password_file=str(tmp_path / "none")).store_password()
     assert labels_of(store="redis://r").store_password() is None

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from realbin import free_port
+from redisbin import RedisServer, redis_server, require_redis_client
 
 from modelmon.labels import LabelRecord, PendingPrediction, StoreUnavailableError
 from modelmon.labels.redis_store import RedisLabelStore
-from realbin import free_port
-from redisbin import RedisServer, redis_server, require_redis_client
 
 M = "credit-risk"
 
