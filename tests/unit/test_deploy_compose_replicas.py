@@ -71,9 +71,10 @@ def test_the_password_must_come_from_the_environment() -> None:
     result = compose_config()
     assert result.returncode != 0
     assert "set REDIS_PASSWORD" in result.stderr
-    assert "REDIS_PASSWORD" not in (ROOT / "compose/replicas/modelmon.yaml").read_text().split(
-        "password_env:"
-    )[0]  # the config names the variable only
+    assert (
+        "REDIS_PASSWORD"
+        not in (ROOT / "compose/replicas/modelmon.yaml").read_text().split("password_env:")[0]
+    )  # the config names the variable only
 
 
 def test_services(config: dict[str, Any]) -> None:
@@ -95,8 +96,9 @@ def test_each_replica_loads_its_config_and_reaches_redis(config: dict[str, Any])
         labels = model.labels
         assert labels.store is not None
         host = re.match(r"redis://([^:/]+):(\d+)/\d+$", labels.store)
-        assert host is not None and host.group(1) in services
-        assert host.group(1) == "redis" and host.group(2) == "6379"
+        assert host is not None
+        assert (host.group(1), host.group(2)) == ("redis", "6379")
+        assert host.group(1) in services
         assert labels.password_env in service["environment"]
         assert "redis" in service["build"]["args"]["EXTRAS"].split(",")
         assert {"redis"} <= set(service["depends_on"])
