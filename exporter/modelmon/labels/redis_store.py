@@ -93,7 +93,7 @@ class RedisLabelStore(JoinStore):
             clock=clock,
         )
         self.name = name
-        self._client = client
+        self.client = client  # the redis.Redis: for benchmarks and operators' checks
         self._prefix = key_prefix
         self._scripts = {
             "add_pending": client.register_script(ADD_PENDING),
@@ -182,7 +182,7 @@ class RedisLabelStore(JoinStore):
     def check(self) -> None:
         """Ping Redis; :class:`StoreUnavailableError` when it does not answer."""
         with self._redis("the store was not checked;"):
-            self._client.ping()
+            self.client.ping()
 
     # --- keys and counts ------------------------------------------------------------------
 
@@ -206,7 +206,7 @@ class RedisLabelStore(JoinStore):
     def _count(self, model: str, key: int) -> int:
         try:
             with self._redis(""):
-                count = int(self._client.zcard(self._keys(model)[key]))
+                count = int(self.client.zcard(self._keys(model)[key]))
         except StoreUnavailableError:
             return self._counts.get((model, str(key)), 0)
         self._counts[(model, str(key))] = count
@@ -220,7 +220,7 @@ class RedisLabelStore(JoinStore):
         with self._redis(what):
             if len(calls) == 1:  # EVALSHA alone (a pipeline first asks SCRIPT EXISTS)
                 return [run(keys=keys, args=calls[0])]
-            pipe = self._client.pipeline(transaction=False)
+            pipe = self.client.pipeline(transaction=False)
             for args in calls:
                 run(keys=keys, args=args, client=pipe)
             return list(pipe.execute())
@@ -326,4 +326,4 @@ class RedisLabelStore(JoinStore):
 
     def close(self) -> None:
         """Close the connections (every call's changes are already in Redis)."""
-        self._client.close()
+        self.client.close()
