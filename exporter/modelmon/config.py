@@ -299,7 +299,9 @@ LABELS_KEYS = {"ttl", "max_pending", "store", "password_file", "password_env", "
 def _labels(labels: dict[str, Any], path: str, base: Path) -> LabelsConfig:
     store = labels.get("store")
     if store is None:
-        extra = sorted(set(labels) - {"ttl", "max_pending"})
+        extra = sorted(
+            k for k, v in labels.items() if v is not None and k not in ("ttl", "max_pending")
+        )
         if extra:
             raise ConfigError(f"{path}.{extra[0]}: applies only with labels.store (Redis)")
     else:
