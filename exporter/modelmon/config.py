@@ -306,7 +306,7 @@ def _labels(labels: dict[str, Any], path: str, base: Path) -> LabelsConfig:
             raise ConfigError(f"{path}.{extra[0]}: applies only with labels.store (Redis)")
     else:
         store = _store_url(_text(store, f"{path}.store"), f"{path}.store")
-    if "password_file" in labels and "password_env" in labels:
+    if labels.get("password_file") is not None and labels.get("password_env") is not None:
         raise ConfigError(f"{path}.password_file: give password_file or password_env, not both")
     files = {
         key: base / _text(labels[key], f"{path}.{key}")
