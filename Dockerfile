@@ -7,13 +7,14 @@
 #       modelmon serve --config /etc/modelmon/modelmon.yaml     # your models
 #
 # EXTRAS picks the optional features: gpu (NVML bindings, pure Python; the driver
-# library comes from the host through the NVIDIA container runtime), fast (orjson).
+# library comes from the host through the NVIDIA container runtime), fast (orjson),
+# redis (the client for labels.store: redis://..., pure Python).
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 
 # --- build: install the package and its dependencies into /opt/modelmon ----------------
 FROM ${PYTHON_IMAGE} AS build
-ARG EXTRAS=gpu,fast
+ARG EXTRAS=gpu,fast,redis
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/modelmon

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian/Ubuntu machine:
 #   - the package with its test extra (PyPI),
-#   - the real Prometheus (promtool), Alertmanager (amtool), Pushgateway and
+#   - the real Prometheus (promtool), Alertmanager (amtool), Pushgateway, Redis and
 #     docker-compose binaries (Debian packages), which the tests start on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v prometheus-pushgateway >/dev/null 2>&1 || missing+=(prometheus-pushgateway)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
@@ -28,7 +29,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 # The Debian packages start their services; the tests start their own on free ports.
-for svc in prometheus prometheus-alertmanager prometheus-pushgateway prometheus-node-exporter; do
+for svc in prometheus prometheus-alertmanager prometheus-pushgateway prometheus-node-exporter \
+  redis-server; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

@@ -6,7 +6,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,10 @@ from prometheus_client.registry import Collector
 from modelmon.bodies import ByteBudget
 from modelmon.checkpoint import Checkpointer
 from modelmon.compression import DeflatedPart
-from modelmon.config import Config, parse_listen
+from modelmon.config import Config, LabelsConfig, parse_listen
 from modelmon.exposition import ModelCollector, Refresher, render_registry
 from modelmon.ingest import IngestResult
-from modelmon.labels import JoinStore, open_store
+from modelmon.labels import JoinStore, StoreUnavailableError, open_store
 from modelmon.model import ModelMonitor
 from modelmon.profile import load_profile
 from modelmon.server import ExporterHTTPServer, InFlight, serve_in_thread
@@ -54,9 +54,11 @@ class Exporter:
                 max_category_length=config.limits.max_category_length,
                 clock=clock,
             )
-        self.store = _label_store(config)
-        for monitor in self.monitors.values():
-            monitor.store = self.store
+        #: The join store of each model (one store object per distinct store).
+        self.stores = label_stores(config)
+        for name, monitor in self.monitors.items():
+            monitor.store = self.stores[name]
+        self.store = self.stores[config.models[0].name]
         self.token = _read_token(config.auth.token_file)
         self.registry = registry or CollectorRegistry(auto_describe=False)
         self.refresher = Refresher(
@@ -97,6 +99,11 @@ class Exporter:
         from modelmon.resources import resource_collectors
 
         self.collectors.update(resource_collectors(self.config.collectors))
+        shared = [s for s in _distinct(self.stores.values()) if s.shared]
+        if shared:
+            from modelmon.collectors.label_store import LabelStoreCollector
+
+            self.collectors["label_store"] = LabelStoreCollector(shared)
         self.registry.register(CollectorSet(self.collectors, logger=log))
 
     # --- the sink interface (HTTP, tailed files, in-process use) ----------------------
@@ -216,7 +223,8 @@ class Exporter:
         self.refresher.stop()
         if self.checkpointer is not None:
             self.checkpointer.stop()  # a last checkpoint
-        self.store.close()
+        for store in _distinct(self.stores.values()):
+            store.close()
 
     def _drain_ingest(self) -> None:
         """Wait for the ingest requests in flight (their body may still be arriving)."""
@@ -251,19 +259,49 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_THRESHOLD, older, oldest)
 
 
-def _label_store(config: Config) -> JoinStore:
-    """One join store for every model: SQLite under state_dir, else in memory."""
+def label_stores(config: Config) -> dict[str, JoinStore]:
+    """The join store of each model: one embedded store (SQLite under state_dir, else in
+    memory) for the models without ``labels.store``, one Redis store per distinct
+    ``labels.store`` settings for the others."""
+    stores: dict[str, JoinStore] = {}
+    opened: dict[tuple[Any, ...], JoinStore] = {}
+    for model in config.models:
+        cfg = model.labels
+        key = (cfg.store, cfg.password_file, cfg.password_env, cfg.ca_file, cfg.timeout)
+        store = opened.get(key)
+        if store is None:
+            store = opened[key] = _open_store(config, cfg)
+        store.set_limits(model.name, ttl_seconds=cfg.ttl, max_pending=cfg.max_pending)
+        stores[model.name] = store
+    return stores
+
+
+def _open_store(config: Config, cfg: LabelsConfig) -> JoinStore:
+    if cfg.store is not None:
+        from modelmon.labels.redis_store import RedisLabelStore
+
+        store = RedisLabelStore.from_url(
+            cfg.store,
+            password=cfg.store_password(),
+            ca_file=None if cfg.ca_file is None else str(cfg.ca_file),
+            timeout=cfg.timeout,
+            ttl_seconds=cfg.ttl,
+            max_pending=cfg.max_pending,
+        )
+        try:
+            store.check()
+        except StoreUnavailableError as exc:  # start anyway: labels get 503 until it answers
+            log.warning("%s", exc)
+        return store
     path = None
     if config.state_dir is not None:
         config.state_dir.mkdir(parents=True, exist_ok=True)
         path = config.state_dir / "labels.sqlite"
-    first = config.models[0].labels
-    store = open_store(path, ttl_seconds=first.ttl, max_pending=first.max_pending)
-    for model in config.models:
-        store.set_limits(
-            model.name, ttl_seconds=model.labels.ttl, max_pending=model.labels.max_pending
-        )
-    return store
+    return open_store(path, ttl_seconds=cfg.ttl, max_pending=cfg.max_pending)
+
+
+def _distinct(stores: Iterable[JoinStore]) -> list[JoinStore]:
+    return list({id(s): s for s in stores}.values())
 
 
 def _read_token(path: Path | None) -> bytes | None:

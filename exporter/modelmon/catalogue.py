@@ -144,8 +144,9 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec(
         "modelmon_expired_predictions_total",
         "counter",
-        "Predictions that got no label within labels.ttl or were evicted by "
-        "labels.max_pending (count).",
+        "Predictions that got no label within labels.ttl, were evicted by "
+        "labels.max_pending, or could not wait because the label store was unavailable "
+        "(count).",
         ("model",),
     ),
     MetricSpec(

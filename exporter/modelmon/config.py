@@ -7,6 +7,7 @@ The reference of every key is in README.md ("Configuration").
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,35 @@ class DriftConfig:
 class LabelsConfig:
     ttl: float = 7 * 86400.0
     max_pending: int = 1_000_000
+    #: ``redis://HOST:PORT/DB`` or ``rediss://`` (TLS): the join store shared by replicas;
+    #: None: the embedded store (SQLite under state_dir, else in memory).
+    store: str | None = None
+    password_file: Path | None = None  # Redis password, read at start
+    password_env: str | None = None  # or the environment variable that holds it
+    ca_file: Path | None = None  # rediss: the CA bundle (default: the system's)
+    timeout: float = 1.0  # Redis: seconds per call before ingest answers 503
+
+    def store_password(self) -> str | None:
+        """The Redis password from ``password_file`` or ``password_env`` (read now)."""
+        if self.password_file is not None:
+            try:
+                text = self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"labels.password_file: cannot read {self.password_file}: {exc.strerror}"
+                ) from None
+            if not text:
+                raise ConfigError(f"labels.password_file: {self.password_file} is empty")
+            return text
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env, "")
+            if not value:
+                raise ConfigError(
+                    f"labels.password_env: the environment variable {self.password_env} "
+                    "is not set or empty"
+                )
+            return value
+        return None
 
 
 @dataclass(frozen=True)
@@ -255,7 +285,7 @@ def _model(
     task = m.get("task")
     if task is not None:
         task = _choice(task, f"{path}.task", TASKS)
-    labels = _mapping(m.get("labels"), f"{path}.labels", {"ttl", "max_pending"})
+    labels = _mapping(m.get("labels"), f"{path}.labels", LABELS_KEYS)
     positive = m.get("positive_class")
     return ModelConfig(
         name=name,
@@ -271,18 +301,76 @@ def _model(
             _number(m.get("max_versions", 5), f"{path}.max_versions", minimum=1, integer=True)
         ),
         drift=_drift(m.get("drift"), f"{path}.drift", default_alpha),
-        labels=LabelsConfig(
-            ttl=_duration(labels.get("ttl", "7d"), f"{path}.labels.ttl"),
-            max_pending=int(
-                _number(
-                    labels.get("max_pending", 1_000_000),
-                    f"{path}.labels.max_pending",
-                    minimum=1,
-                    integer=True,
-                )
-            ),
-        ),
+        labels=_labels(labels, f"{path}.labels", base),
     )
+
+
+LABELS_KEYS = {"ttl", "max_pending", "store", "password_file", "password_env", "ca_file", "timeout"}
+
+
+def _labels(labels: dict[str, Any], path: str, base: Path) -> LabelsConfig:
+    store = labels.get("store")
+    if store is None:
+        extra = sorted(
+            k for k, v in labels.items() if v is not None and k not in ("ttl", "max_pending")
+        )
+        if extra:
+            raise ConfigError(f"{path}.{extra[0]}: applies only with labels.store (Redis)")
+    else:
+        store = _store_url(_text(store, f"{path}.store"), f"{path}.store")
+    if labels.get("password_file") is not None and labels.get("password_env") is not None:
+        raise ConfigError(f"{path}.password_file: give password_file or password_env, not both")
+    files = {
+        key: base / _text(labels[key], f"{path}.{key}")
+        for key in ("password_file", "ca_file")
+        if labels.get(key) is not None
+    }
+    if "ca_file" in files and not str(store).startswith("rediss://"):
+        raise ConfigError(f"{path}.ca_file: applies only to a rediss:// (TLS) store")
+    env = labels.get("password_env")
+    return LabelsConfig(
+        ttl=_duration(labels.get("ttl", "7d"), f"{path}.ttl"),
+        max_pending=int(
+            _number(
+                labels.get("max_pending", 1_000_000),
+                f"{path}.max_pending",
+                minimum=1,
+                integer=True,
+            )
+        ),
+        store=store,
+        password_file=files.get("password_file"),
+        password_env=None if env is None else _text(env, f"{path}.password_env"),
+        ca_file=files.get("ca_file"),
+        timeout=_duration(labels.get("timeout", 1.0), f"{path}.timeout"),
+    )
+
+
+_STORE_URL = re.compile(
+    r"^(rediss?)://(?:([^:@/]*)@)?([^:@/]+|\[[0-9a-fA-F:]+\])(?::(\d+))?(?:/(\d+))?$"
+)
+
+
+def _store_url(url: str, path: str) -> str:
+    """``redis[s]://[USER@]HOST[:PORT][/DB]``; a password in the URL is refused (it would
+    sit in the config text, in logs and in ``ps``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("redis", "rediss"):
+        raise ConfigError(
+            f"{path}: expected redis://HOST:PORT/DB or rediss://HOST:PORT/DB, got {url!r:.100}"
+        )
+    if ":" in rest.partition("/")[0].rpartition("@")[0]:
+        raise ConfigError(
+            f"{path}: a password in the URL is refused; "
+            "use labels.password_file or labels.password_env"
+        )
+    match = _STORE_URL.match(url)
+    if match is None:
+        raise ConfigError(f"{path}: expected {scheme}://HOST:PORT/DB, got {url!r:.100}")
+    port = match.group(4)
+    if port is not None and not 0 < int(port) < 65536:
+        raise ConfigError(f"{path}: port {port} is not in 1-65535")
+    return url
 
 
 def _collectors(raw: Any, path: str) -> CollectorsConfig:

@@ -25,7 +25,7 @@ from modelmon.columns import categorical_values, numeric_values
 from modelmon.config import ModelConfig
 from modelmon.groundtruth import GroundTruth, TruthReading, VersionTruth
 from modelmon.ingest import Batch, IngestResult, parse_predictions, take
-from modelmon.labels.base import JoinStore
+from modelmon.labels.base import JoinStore, StoreUnavailableError
 from modelmon.labels.records import JoinedPair, PendingColumns
 from modelmon.profile import Profile
 from modelmon.stats import drift
@@ -175,7 +175,14 @@ class ModelMonitor:
             if not live.issuperset(waiting.versions):  # rows of a version refused above
                 waiting = PendingColumns.of([p for p in waiting.rows() if p.version in live])
             if waiting.ids:
-                stored = self.store.add_pending(self.name, waiting)
+                try:
+                    stored = self.store.add_pending(self.name, waiting)
+                except StoreUnavailableError:
+                    # Counted into drift above; they cannot wait for their labels, so
+                    # they end now, as if evicted (the store logs the outage).
+                    with self.lock:
+                        self.truth.counters.expired += len(waiting.ids)
+                    return result
                 self.add_joined(stored.joined, now)
                 with self.lock:
                     self.truth.counters.expired += stored.evicted
@@ -211,7 +218,10 @@ class ModelMonitor:
         self, records: Sequence[Any], *, exclusive: AbstractContextManager[Any] = _NO_LOCK
     ) -> IngestResult:
         """Join ground-truth records with their predictions; never raises on bad records.
-        ``exclusive`` is held while the records are checked (see :meth:`ingest`)."""
+        ``exclusive`` is held while the records are checked (see :meth:`ingest`).
+
+        Raises :class:`~modelmon.labels.base.StoreUnavailableError` when the join store cannot
+        be reached: nothing of the body is counted, and the sender is to retry it."""
         with exclusive:
             now = self.clock()
             labels, result = self.truth.parse_labels(records, now)
@@ -244,7 +254,10 @@ class ModelMonitor:
         """Expire predictions past labels.ttl and orphan labels past their wait."""
         if self.store is None:
             return
-        expired = self.store.expire()
+        try:
+            expired = self.store.expire()
+        except StoreUnavailableError:
+            return  # the store logged it; the next refresh tries again
         with self.lock:
             self.truth.counters.expired += expired.expired.get(self.name, 0)
             self.truth.counters.unmatched += expired.unmatched.get(self.name, 0)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from modelmon.bodies import BodyError, decompress, media_type, parse_records
 from modelmon.compression import gzip_join
 from modelmon.config import TlsConfig
+from modelmon.labels.base import StoreUnavailableError
 
 if TYPE_CHECKING:
     from modelmon.app import Exporter
@@ -181,6 +182,8 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 result = exporter.ingest_labels(model, records)
             self._json(200, result.to_json())
+        except StoreUnavailableError as exc:  # labels only: predictions are counted without it
+            self._error(503, f"labels: {exc}", {"Retry-After": "1"})
         finally:
             # Held until the answer is written: a graceful shutdown waits for it.
             exporter.ingest_slots.release()

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redisbin import RedisServer, redis_server
 
 from modelmon.labels import (
     JoinStore,
@@ -28,6 +29,7 @@ from modelmon.labels import (
     PendingPrediction,
     open_store,
 )
+from modelmon.labels.redis_store import RedisLabelStore
 
 StoreFactory = Callable[..., JoinStore]
 M = "credit-risk"
@@ -41,11 +43,22 @@ def label(i: int | str, value: str | float = "1", ts: float = 20.0) -> LabelReco
     return LabelRecord(str(i), value, ts)
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the module; each test flushes it first."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", "file", "redis"])
 def make_store(
     request: pytest.FixtureRequest, tmp_path: Path, fake_clock
 ) -> Iterator[StoreFactory]:
     opened: list[JoinStore] = []
+    server: RedisServer | None = None
+    if request.param == "redis":
+        server = request.getfixturevalue("redis")
+        server.client().flushdb()  # type: ignore[attr-defined]
 
     def make(**kwargs: object) -> JoinStore:
         options: dict[str, object] = {
@@ -54,8 +67,12 @@ def make_store(
             "clock": fake_clock,
         }
         options.update(kwargs)
-        path = None if request.param == "memory" else tmp_path / "labels.sqlite"
-        store = open_store(path, **options)
+        store: JoinStore
+        if server is not None:
+            store = RedisLabelStore.from_url(server.url, **options)  # type: ignore[arg-type]
+        else:
+            path = None if request.param == "memory" else tmp_path / "labels.sqlite"
+            store = open_store(path, **options)
         opened.append(store)
         return store
 
@@ -245,8 +262,40 @@ def test_an_unknown_schema_version_is_refused(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version = 99")
     conn.close()
-    with pytest.raises(ValueError, match="schema version 99, expected 1"):
+    with pytest.raises(ValueError, match="schema version 99, expected 2"):
         LabelStore(path, ttl_seconds=60, max_pending=10)
+
+
+def test_a_version_1_database_is_migrated_with_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "labels.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        CREATE TABLE predictions (
+            seq INTEGER PRIMARY KEY, model TEXT NOT NULL, id TEXT NOT NULL,
+            version TEXT NOT NULL, ts REAL NOT NULL, arrived REAL NOT NULL, prediction,
+            score, joined_at REAL);
+        CREATE UNIQUE INDEX predictions_id ON predictions (model, id);
+        CREATE INDEX predictions_age ON predictions (model, arrived);
+        CREATE TABLE orphans (
+            seq INTEGER PRIMARY KEY, model TEXT NOT NULL, id TEXT NOT NULL,
+            label, ts REAL NOT NULL, arrived REAL NOT NULL);
+        CREATE UNIQUE INDEX orphans_id ON orphans (model, id);
+        CREATE INDEX orphans_age ON orphans (model, arrived);
+        INSERT INTO predictions VALUES (1, 'credit-risk', 'a', 'v1', 1.0, 2.0, '1', 0.5, NULL);
+        PRAGMA user_version = 1;
+        """
+    )
+    conn.close()
+    with LabelStore(path, ttl_seconds=1e12, max_pending=10) as store:
+        assert store.pending(M) == 1
+        (pair,) = store.add_labels(M, [label("a", "0")]).joined
+        assert (pair.prediction, pair.score, pair.label) == ("1", 0.5, "0")
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert "predictions_age" not in indexes
+    conn.close()
 
 
 _WRITER = textwrap.dedent(
@@ -352,10 +401,10 @@ def test_eviction_still_finds_rows_after_the_clock_went_back(
     assert store.add_predictions(M, [pred(4)]).evicted == 1
     assert store.pending(M) == 2
     joined = sorted(p.id for p in store.add_labels(M, [label(2), label(3), label(4)]).joined)
-    if isinstance(store, LabelStore):
-        assert joined == ["2", "3"]  # SQLite orders by arrival time: 4 "arrived" first
+    if isinstance(store, RedisLabelStore):
+        assert joined == ["2", "3"]  # by arrival time: 4 "arrived" first
     else:
-        assert joined == ["3", "4"]  # the memory store by arrival order: 2 came first
+        assert joined == ["3", "4"]  # the embedded stores by arrival order: 2 came first
 
 
 # --- the in-memory store's own bookkeeping ------------------------------------------------

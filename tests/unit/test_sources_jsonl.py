@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modelmon.labels import StoreUnavailableError
 from modelmon.sources import JsonlSource
 from modelmon.sources.jsonl import checkpoint_name
 
@@ -299,9 +300,38 @@ def test_batches_keep_file_order_within_each_kind(tmp_path, log_dir, sink, clock
     source = make_source(tmp_path, sink, clock, batch_size=4)
     source.poll_once()
     source.stop()
-    assert sink.calls == [("predictions", 2), ("labels", 2), ("predictions", 2)]
+    # Labels of a batch go first (only they can fail as a whole, see the next test).
+    assert sink.calls == [("labels", 2), ("predictions", 2), ("predictions", 2)]
     assert sink.prediction_ids() == [0, 1, 2, 3]
     assert [record["id"] for record in sink.labels] == ["r0", "r1"]
+
+
+class LabelStoreDownSink(MemorySink):
+    """A sink whose label store is down for the first ``down`` label calls."""
+
+    def __init__(self, down: int) -> None:
+        super().__init__()
+        self.down = down
+
+    def ingest_labels(self, model: str, records: Sequence[object]) -> Outcome:
+        if self.down:
+            self.down -= 1
+            raise StoreUnavailableError("label store redis://r:6379/0 unavailable")
+        return super().ingest_labels(model, records)
+
+
+def test_a_batch_whose_labels_fail_is_read_again_and_counted_once(tmp_path, log_dir, clock):
+    label = '{{"id": "r{0}", "label": 1}}\n'.format
+    append(log_dir / "p.jsonl", [prediction(0), label(0), prediction(1)])
+    sink = LabelStoreDownSink(down=2)
+    source = make_source(tmp_path, sink, clock)
+    source.poll_once()
+    source.poll_once()
+    assert (sink.predictions, sink.labels) == ([], [])  # nothing of the batch counted yet
+    source.poll_once()
+    source.stop()
+    assert sink.prediction_ids() == [0, 1]  # counted once, not once per attempt
+    assert [record["id"] for record in sink.labels] == ["r0"]
 
 
 def test_a_line_longer_than_the_limit_is_skipped_and_counted(tmp_path, log_dir, sink, clock):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from modelmon.labels.base import JoinStore
+from modelmon.labels.base import JoinStore, StoreUnavailableError
 from modelmon.labels.memory import MemoryLabelStore
 from modelmon.labels.records import (
     ExpireResult,
@@ -35,5 +35,6 @@ __all__ = [
     "PendingColumns",
     "PendingPrediction",
     "StoreResult",
+    "StoreUnavailableError",
     "open_store",
 ]

@@ -17,6 +17,12 @@ from modelmon.labels.records import (
 )
 
 
+class StoreUnavailableError(RuntimeError):
+    """The join store cannot be reached (a shared store that is down, slow or refusing
+    writes). Ingest answers labels with ``503`` and keeps counting predictions; the
+    store is tried again at the next call, so service resumes without a restart."""
+
+
 @dataclass(frozen=True)
 class Limits:
     ttl_seconds: float
@@ -26,12 +32,15 @@ class Limits:
 class JoinStore(abc.ABC):
     """Predictions waiting for labels, joined on ``(model, id)``.
 
-    See :mod:`modelmon.labels.store` for the behaviour both stores implement:
-    :class:`~modelmon.labels.store.LabelStore` (SQLite, durable) and
-    :class:`~modelmon.labels.memory.MemoryLabelStore` (dictionaries, lost at restart).
+    See :mod:`modelmon.labels.store` for the behaviour every store implements:
+    :class:`~modelmon.labels.store.LabelStore` (SQLite, durable),
+    :class:`~modelmon.labels.memory.MemoryLabelStore` (dictionaries, lost at restart) and
+    :class:`~modelmon.labels.redis_store.RedisLabelStore` (Redis, shared by replicas).
     """
 
     path: str | None = None
+    #: True for a store shared by several exporters (Redis): counts are fleet-wide.
+    shared: bool = False
 
     def __init__(
         self,
@@ -99,6 +108,11 @@ class JoinStore(abc.ABC):
     @abc.abstractmethod
     def orphans(self, model: str) -> int:
         """Labels of ``model`` waiting for their prediction (O(1))."""
+
+    def check(self) -> None:
+        """Raise :class:`StoreUnavailableError` when the store cannot be reached now; the
+        embedded stores always can."""
+        return None
 
     @abc.abstractmethod
     def close(self) -> None:

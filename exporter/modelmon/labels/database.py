@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Columns without a declared type keep what was stored: a class stays TEXT ("1"), a
-# regression value REAL. ``arrived`` is the store's clock at insertion; ``seq`` orders
-# rows that arrived at the same time. A joined prediction stays as a row with
+# regression value REAL. ``arrived`` is the store's clock at insertion; ``seq`` is the
+# arrival order (eviction and expiry go by it: no index on ``arrived``, which cost as
+# much as the table itself at insertion). A joined prediction stays as a row with
 # ``joined_at`` set and its payload cleared, so that a repeated id is recognised: joining
 # rewrites one table page (no indexed column changes), where deleting the row and
 # recording its id elsewhere would rewrite four pages at random places.
@@ -17,12 +18,16 @@ CREATE TABLE predictions (
     seq INTEGER PRIMARY KEY, model TEXT NOT NULL, id TEXT NOT NULL, version TEXT NOT NULL,
     ts REAL NOT NULL, arrived REAL NOT NULL, prediction, score, joined_at REAL);
 CREATE UNIQUE INDEX predictions_id ON predictions (model, id);
-CREATE INDEX predictions_age ON predictions (model, arrived);
 CREATE TABLE orphans (
     seq INTEGER PRIMARY KEY, model TEXT NOT NULL, id TEXT NOT NULL,
     label, ts REAL NOT NULL, arrived REAL NOT NULL);
 CREATE UNIQUE INDEX orphans_id ON orphans (model, id);
 CREATE INDEX orphans_age ON orphans (model, arrived);
+"""
+
+#: From version 1: the index on arrival time goes (the rows are kept as they are).
+_MIGRATE_1 = """
+DROP INDEX IF EXISTS predictions_age;
 """
 
 
@@ -66,12 +71,12 @@ def open_database(path: str | None) -> sqlite3.Connection:
 
 
 def _migrate(conn: sqlite3.Connection, path: str | None) -> None:
-    """Create the schema in a new database; refuse one of another schema version."""
+    """Create the schema in a new database, migrate one of version 1; refuse others."""
     conn.execute("BEGIN IMMEDIATE")  # takes the write lock now, also in EXCLUSIVE mode
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            for statement in _SCHEMA.split(";"):
+        if version in (0, 1):
+            for statement in (_MIGRATE_1 if version else _SCHEMA).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -36,6 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import repeat
 from typing import Any
 
 from modelmon.labels.base import JoinStore
@@ -113,7 +114,7 @@ class LabelStore(JoinStore):
 
     def _reload_counts(self) -> None:
         """Rows per model: the O(1) counters, restored at open (and after a rollback)."""
-        self._evicted_upto: dict[str, tuple[float, int]] = {}
+        self._evicted_upto: dict[str, int] = {}  # model -> seq of the last row evicted
         self._pending: Counter[str] = Counter()
         self._joined: Counter[str] = Counter()
         sql = "SELECT model, COUNT(*), COUNT(joined_at) FROM predictions GROUP BY model"
@@ -161,10 +162,12 @@ class LabelStore(JoinStore):
         self._conn.executemany(f"DELETE FROM {table} WHERE seq = ?", [(r[0],) for r in rows])
 
     def _evict_oldest(self, table: str, condition: str, model: str, excess: int) -> int:
-        """Delete the ``excess`` oldest rows of ``model`` matching ``condition``."""
+        """Delete the ``excess`` oldest rows of ``model`` matching ``condition`` (orphans
+        by arrival time, predictions in arrival order: the ``seq`` they were given)."""
+        order = "arrived, seq" if table == "orphans" else "seq"
         cur = self._conn.execute(
             f"DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} "
-            f"WHERE model = ? AND {condition} ORDER BY arrived, seq LIMIT ?)",
+            f"WHERE model = ? AND {condition} ORDER BY {order} LIMIT ?)",
             (model, excess),
         )
         return max(cur.rowcount, 0)
@@ -172,19 +175,19 @@ class LabelStore(JoinStore):
     def _evict_waiting(self, model: str, excess: int) -> int:
         """Delete the ``excess`` oldest waiting predictions of ``model``.
 
-        The age-ordered scan starts after the last row evicted before: every waiting row
-        older than it is gone, so the joined rows kept there (for duplicate detection)
-        are skipped once, not at every call at full capacity.
+        The scan in arrival order starts after the last row evicted before: every waiting
+        row older than it is gone, so the joined rows kept there (for duplicate
+        detection) are skipped once, not at every call at full capacity.
         """
-        arrived, seq = self._evicted_upto.get(model, (-math.inf, 0))
+        seq = self._evicted_upto.get(model, 0)
         rows = self._conn.execute(
-            "SELECT seq, arrived FROM predictions WHERE model = ? AND arrived >= ? "
-            "AND (arrived > ? OR seq > ?) AND joined_at IS NULL ORDER BY arrived, seq LIMIT ?",
-            (model, arrived, arrived, seq, excess),
+            "SELECT seq FROM predictions WHERE seq > ? AND model = ? AND joined_at IS NULL "
+            "ORDER BY seq LIMIT ?",
+            (seq, model, excess),
         ).fetchall()
         self._delete_seqs("predictions", rows)
         if rows:
-            self._evicted_upto[model] = (float(rows[-1][1]), int(rows[-1][0]))
+            self._evicted_upto[model] = int(rows[-1][0])
         return len(rows)
 
     def _insert(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
@@ -196,20 +199,53 @@ class LabelStore(JoinStore):
     def add_pending(self, model: str, columns: PendingColumns) -> StoreResult:
         """Store predictions in one transaction; those whose label already waits join now.
         A prediction whose id is already stored (waiting or joined) is a duplicate."""
-        items = columns.rows()
-        first = _first_by_id(items)
-        result = StoreResult(duplicates=len(items) - len(first))
-        if not first:
-            return result
         now = self._clock()
+        rows = self._fast_rows(columns, model, now)
         with self._transaction():
-            if now < self._evicted_upto.get(model, (-math.inf, 0))[0]:
-                del self._evicted_upto[model]  # the clock went back: rows before the cursor
+            if rows is not None and self._orphans[model] == 0:  # checked under the lock
+                result = StoreResult()
+                self._add_rows(model, rows, set(), result)
+                return result
+            items = columns.rows()
+            first = _first_by_id(items)
+            result = StoreResult(duplicates=len(items) - len(first))
+            if not first:
+                return result
             unique = [items[i] for i in first.values()]
             if self._orphans[model] > 0:  # no label waits: skip the lookup
                 result.joined = self._join_orphans(model, unique)
             joined = {pair.id for pair in result.joined}
             rows = [_prediction_row(model, p, now, p.id in joined) for p in unique]
+            self._add_rows(model, rows, joined, result)
+        return result
+
+    @staticmethod
+    def _fast_rows(columns: PendingColumns, model: str, now: float) -> list[tuple[Any, ...]] | None:
+        """The rows of ``columns`` built in C when no row needs a look of its own: ids
+        unique in the call, no score object to encode."""
+        ids = columns.ids
+        if dict in set(map(type, columns.scores)) or len(set(ids)) != len(ids):
+            return None
+        n = len(ids)
+        return list(
+            zip(
+                repeat(model, n),
+                ids,
+                columns.versions,
+                columns.timestamps,
+                repeat(now, n),
+                columns.predictions,
+                columns.scores,
+                repeat(None, n),
+                strict=True,
+            )
+        )
+
+    def _add_rows(
+        self, model: str, rows: list[tuple[Any, ...]], joined: set[str], result: StoreResult
+    ) -> None:
+        """Insert prediction rows (in a transaction); count, and evict beyond max_pending."""
+        if rows:
             inserted = self._insert(
                 "INSERT OR IGNORE INTO predictions (model, id, version, ts, arrived, "
                 "prediction, score, joined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -220,11 +256,10 @@ class LabelStore(JoinStore):
             result.duplicates += len(rows) - inserted
             self._joined[model] += len(joined)
             self._pending[model] += inserted - len(joined)
-            excess = self._pending[model] - self._limit(model).max_pending
-            if excess > 0:
-                result.evicted = self._evict_waiting(model, excess)
-                self._pending[model] -= result.evicted
-        return result
+        excess = self._pending[model] - self._limit(model).max_pending
+        if excess > 0:
+            result.evicted = self._evict_waiting(model, excess)
+            self._pending[model] -= result.evicted
 
     def _join_orphans(self, model: str, items: list[PendingPrediction]) -> list[JoinedPair]:
         """Join predictions with the labels already waiting for them; drop those labels."""
@@ -334,12 +369,27 @@ class LabelStore(JoinStore):
             for model in sorted(models):
                 limit = self._limit(model)
                 cutoff = now - limit.ttl_seconds
-                expired = self._conn.execute(
-                    "SELECT COUNT(*) FROM predictions WHERE model = ? AND arrived < ? "
-                    f"AND {_WAITING}",
+                # Predictions in arrival order, up to the first young enough (rows
+                # after it wait, as in the memory store, if the clock went back).
+                young = self._conn.execute(
+                    "SELECT seq FROM predictions WHERE model = ? AND arrived >= ? "
+                    "ORDER BY seq LIMIT 1",
                     (model, cutoff),
+                ).fetchone()
+                upto = math.inf if young is None else int(young[0])
+                expired = self._conn.execute(
+                    f"SELECT COUNT(*) FROM predictions WHERE seq < ? AND model = ? AND {_WAITING}",
+                    (upto, model),
                 ).fetchone()[0]
-                forgotten = self._delete_older("predictions", model, cutoff) - expired
+                forgotten = (
+                    max(
+                        self._conn.execute(
+                            "DELETE FROM predictions WHERE seq < ? AND model = ?", (upto, model)
+                        ).rowcount,
+                        0,
+                    )
+                    - expired
+                )
                 unmatched = self._delete_older("orphans", model, now - self._orphan_ttl)
                 self._pending[model] -= expired
                 self._joined[model] -= forgotten

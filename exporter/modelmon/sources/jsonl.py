@@ -75,8 +75,8 @@ class JsonlSource:
 
     Call ``poll_once()`` to read what is there now, or ``start()`` to poll on a daemon
     thread every ``poll_interval`` seconds until ``stop()``. One batch (at most
-    ``batch_size`` lines of one file) gives at most one ``ingest_predictions`` and one
-    ``ingest_labels`` call, predictions first, each in file order.
+    ``batch_size`` lines of one file) gives at most one ``ingest_labels`` and one
+    ``ingest_predictions`` call, labels first (see ``_deliver``), each in file order.
     """
 
     def __init__(
@@ -284,14 +284,19 @@ class JsonlSource:
         self._save()
 
     def _deliver(self, tracked: TrackedFile, lines: Sequence[bytes]) -> None:
-        """Send one batch of lines: predictions, then labels, then rejections."""
+        """Send one batch of lines: labels, then predictions, then rejections.
+
+        Labels go first because only they can fail as a whole (a shared join store that
+        is down): the batch is then read again at the next poll, and nothing of it was
+        counted. A label before its prediction waits as an orphan and joins when the
+        prediction follows, so the order changes no join."""
         batch = classify_lines(lines, first_line=tracked.line + 1)
-        if batch.predictions:
-            outcome = self._sink.ingest_predictions(self.model, batch.predictions)
-            self._log_sink_errors(tracked, outcome, batch.prediction_lines)
         if batch.labels:
             outcome = self._sink.ingest_labels(self.model, batch.labels)
             self._log_sink_errors(tracked, outcome, batch.label_lines)
+        if batch.predictions:
+            outcome = self._sink.ingest_predictions(self.model, batch.predictions)
+            self._log_sink_errors(tracked, outcome, batch.prediction_lines)
         self._reject(tracked, batch.rejected)
 
     def _reject(self, tracked: TrackedFile, rejected: Sequence[tuple[int, str]]) -> None:
