@@ -13,6 +13,7 @@ hold the budget with promises of large bodies, while a fast upload never waits.
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from io import BufferedIOBase
@@ -66,31 +67,52 @@ class BodyReader:
         self.reserved = 0
 
     def read(self, stream: BufferedIOBase, connection: socket.socket) -> bytearray:
-        """The body from ``stream`` (the connection's buffered reader); BodyError 400
-        when the client ends it early, 408 past the deadline, 429 when a trickling body
-        finds the budget spent."""
+        """The body: first what ``stream`` (the connection's buffered reader) holds
+        already, then straight from ``connection``. BodyError 400 when the client ends
+        it early, 408 when a read waits ``read_timeout`` or the body takes longer than
+        ``body_timeout``, 429 when a trickling body finds the budget spent.
+
+        The socket is read directly, with a timeout recomputed before each read (the
+        next of: the deadline, the per-read timeout, the end of the grace period): a
+        timeout on the buffered reader would leave it unusable.
+        """
         started = self.clock()
-        deadline = started + self.body_timeout
-        data = bytearray()
+        deadline, grace = started + self.body_timeout, started + GRACE_SECONDS
+        data = bytearray(self._buffered(stream, connection))
+        last = started
         try:
             while len(data) < self.length:
                 now = self.clock()
-                if now >= deadline:
-                    raise self._late(len(data))
-                if not self.trickling and now - started >= GRACE_SECONDS:
+                if not self.trickling and now >= grace:
                     self._keep_only(len(data))
-                connection.settimeout(min(self.read_timeout, deadline - now))
+                wake = min(deadline, last + self.read_timeout)
+                if now >= wake:
+                    raise self._late(len(data))
+                if not self.trickling:
+                    wake = min(wake, grace)
+                connection.settimeout(max(wake - now, 0.001))
                 try:
-                    chunk = stream.read1(min(self.length - len(data), READ_CHUNK))
+                    chunk = connection.recv(min(self.length - len(data), READ_CHUNK))
                 except TimeoutError:
-                    raise self._late(len(data)) from None
+                    continue
                 if not chunk:
                     raise BodyError(400, f"body: ended after {len(data)} of {self.length} bytes")
+                last = self.clock()
                 self._account(len(chunk))
                 data += chunk
         finally:
             connection.settimeout(self.read_timeout)
         return data
+
+    def _buffered(self, stream: BufferedIOBase, connection: socket.socket) -> bytes:
+        """What the buffered reader holds of the body already, without waiting."""
+        connection.setblocking(False)
+        try:
+            return stream.read1(self.length) or b""
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return b""
+        finally:
+            connection.settimeout(self.read_timeout)
 
     def _keep_only(self, received: int) -> None:
         self.budget.release(self.reserved - received)
