@@ -10,7 +10,8 @@ from modelmon.versions import IDLE_SECONDS, MIN_RECORDS, Seen, VersionSlots
 def fill(slots: VersionSlots, live: dict[str, Seen], names: list[str], now: float = 0.0) -> None:
     for name in names:
         admitted, evicted = slots.place(name, 1, now, live)
-        assert admitted and evicted is None, name
+        assert admitted, name
+        assert evicted is None, name
         live[name] = Seen(now, 1)
 
 
@@ -58,7 +59,6 @@ def test_monitor_keeps_the_configured_version_against_five_junk_versions(
     make_profile: Any, fake_clock: Any
 ) -> None:
     from conftest import reference_rows
-
     from modelmon.config import config_from_dict
     from modelmon.model import ModelMonitor
 
@@ -76,4 +76,5 @@ def test_monitor_keeps_the_configured_version_against_five_junk_versions(
     # A real v2 with enough records takes the slot of a junk version.
     real = monitor.ingest([{"version": "v2", "features": {"age": 30}}] * MIN_RECORDS)
     assert real.accepted == MIN_RECORDS
-    assert "v2" in monitor.versions and len(monitor.versions) == 5
+    assert "v2" in monitor.versions
+    assert len(monitor.versions) == 5
