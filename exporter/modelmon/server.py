@@ -86,6 +86,17 @@ class Handler(BaseHTTPRequestHandler):
             return False
         return True
 
+    def handle_expect_100(self) -> bool:
+        """``Expect: 100-continue``: no ``100`` for a request whose framing will be
+        refused (parse_request answers it next), so the client does not send its body."""
+        recorder = self.rfile
+        if isinstance(recorder, _LineRecorder):
+            try:
+                check_framing(self.command, self.headers, recorder.lines)
+            except FramingError:
+                return True
+        return super().handle_expect_100()
+
     def send_response(self, code: int, message: str | None = None) -> None:
         self.server.exporter.http_requests.add(handler_of(getattr(self, "path", "")), code)
         super().send_response(code, message)

@@ -399,3 +399,18 @@ def test_five_junk_versions_do_not_stop_the_configured_version(exporter_factory:
     assert second.json()["accepted"] == 100
     [model] = requests.get(running.url + "/v1/models", timeout=5).json()["models"]
     assert {"v1", "v2"} <= set(model["versions"])
+
+
+def test_no_100_continue_for_a_request_whose_framing_is_refused(plain: Any) -> None:
+    head = POST_HEAD + "Expect: 100-continue\nContent-Length: 2\nContent-Length: 3\n"
+    raw = exchange(port_of(plain.url), request(head))
+    assert statuses(raw) == [400], raw[:300]
+    good = exchange(
+        port_of(plain.url),
+        request(
+            POST_HEAD
+            + f"Expect: 100-continue\nConnection: close\nContent-Length: {len(GOOD_BODY)}\n"
+        )
+        + GOOD_BODY,
+    )
+    assert statuses(good) == [100, 200], good[:300]
