@@ -68,6 +68,7 @@ class Handler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         """The standard library's parsing, then strict framing (:mod:`modelmon.framing`):
         a request that fails it is answered 4xx and its connection closed."""
+        self.path = ""  # not the previous request's, if this one's line is refused
         stream = self.rfile
         recorder = _LineRecorder(stream)
         self.rfile = recorder  # type: ignore[assignment]
