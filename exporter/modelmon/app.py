@@ -19,12 +19,14 @@ from modelmon.checkpoint import Checkpointer
 from modelmon.compression import DeflatedPart
 from modelmon.config import Config, LabelsConfig, parse_listen
 from modelmon.exposition import ModelCollector, Refresher, render_registry
+from modelmon.httpmetrics import RequestCounter
 from modelmon.ingest import IngestResult
 from modelmon.labels import JoinStore, StoreUnavailableError, open_store
 from modelmon.model import ModelMonitor
 from modelmon.profile import load_profile
 from modelmon.server import ExporterHTTPServer, InFlight, serve_in_thread
 from modelmon.sources.jsonl import JsonlSource
+from modelmon.statefiles import private_dir, private_file
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class Exporter:
                 model,
                 profile,
                 max_category_length=config.limits.max_category_length,
+                max_id_length=config.limits.max_id_length,
                 clock=clock,
             )
         #: The join store of each model (one store object per distinct store).
@@ -61,6 +64,7 @@ class Exporter:
         self.store = self.stores[config.models[0].name]
         self.token = _read_token(config.auth.token_file)
         self.registry = registry or CollectorRegistry(auto_describe=False)
+        self.http_requests = RequestCounter()
         self.refresher = Refresher(
             list(self.monitors.values()), config.refresh_interval, clock=clock
         )
@@ -70,6 +74,9 @@ class Exporter:
         # every few milliseconds (which costs each a cold cache at every turn). The join
         # store's write is outside it: SQLite works without the GIL meanwhile.
         self.busy = threading.Lock()
+        # Parsing takes its own lock, one body at a time: a body refused while it is
+        # parsed (a bomb) never holds up counting (see docs/security.md).
+        self.parsing = threading.Lock()
         self.inflight = InFlight()
         # Raw bodies from before they are read until they are parsed: as many maximal
         # bodies as there are ingest slots.
@@ -86,7 +93,14 @@ class Exporter:
             )
             self.checkpointer.restore_all()
         self.sources = [
-            JsonlSource(s.path, s.model, self, state_dir=config.state_dir, logger=log)
+            JsonlSource(
+                s.path,
+                s.model,
+                self,
+                state_dir=config.state_dir,
+                follow_symlinks=s.follow_symlinks,
+                logger=log,
+            )
             for s in config.sources
         ]
         self.server: ExporterHTTPServer | None = None
@@ -105,6 +119,7 @@ class Exporter:
 
             self.collectors["label_store"] = LabelStoreCollector(shared)
         self.registry.register(CollectorSet(self.collectors, logger=log))
+        self.registry.register(self.http_requests)
 
     # --- the sink interface (HTTP, tailed files, in-process use) ----------------------
 
@@ -167,7 +182,7 @@ class Exporter:
                     "task": monitor.task,
                     "default_version": cfg.version,
                     "versions": versions,
-                    "reference": str(cfg.reference),
+                    "reference": cfg.reference.name,  # not the absolute path
                     "classes": monitor.profile.classes,
                     "positive_class": monitor.positive_class,
                     "windows": [w.name for w in cfg.windows],
@@ -200,7 +215,8 @@ class Exporter:
         self.ready = True
         bound = self.server.server_address
         log.info(
-            "modelmon serving on http://%s:%s/metrics (models: %s)",
+            "modelmon serving on %s://%s:%s/metrics (models: %s)",
+            "https" if self.config.tls.cert_file is not None else "http",
             bound[0],
             bound[1],
             ", ".join(self.monitors),
@@ -295,8 +311,11 @@ def _open_store(config: Config, cfg: LabelsConfig) -> JoinStore:
         return store
     path = None
     if config.state_dir is not None:
-        config.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(config.state_dir)
         path = config.state_dir / "labels.sqlite"
+        for name in ("labels.sqlite", "labels.sqlite-wal", "labels.sqlite-shm"):
+            # SQLite gives its WAL and shared-memory files the database file's mode.
+            private_file(config.state_dir / name, create=name == "labels.sqlite")
     return open_store(path, ttl_seconds=cfg.ttl, max_pending=cfg.max_pending)
 
 
@@ -305,12 +324,28 @@ def _distinct(stores: Iterable[JoinStore]) -> list[JoinStore]:
 
 
 def _read_token(path: Path | None) -> bytes | None:
+    """The bearer token: printable ASCII (a header carries it), from a file that other
+    users cannot read (else a loud warning: Kubernetes mounts secrets 0644 by default)."""
     if path is None:
         return None
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        raw = path.read_bytes()
+        mode = path.stat().st_mode
     except OSError as exc:
         raise ValueError(f"auth.token_file: cannot read {path}: {exc.strerror}") from None
+    token = raw.strip()
     if not token:
         raise ValueError(f"auth.token_file: {path} is empty")
-    return token.encode()
+    if not all(0x21 <= byte <= 0x7E for byte in token):
+        raise ValueError(
+            f"auth.token_file: {path} holds characters other than printable ASCII "
+            "(no client could send it in an Authorization header)"
+        )
+    if mode & 0o004:
+        log.warning(
+            "auth.token_file: %s is readable by every user of this machine (mode %o); "
+            "run chmod 600 on it (Kubernetes: defaultMode: 0400 on the secret volume)",
+            path,
+            mode & 0o777,
+        )
+    return token

@@ -387,6 +387,14 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     ),
     MetricSpec("modelmon_build_info", "gauge", "modelmon build; value always 1.", ("version",)),
     MetricSpec(
+        "modelmon_http_requests_total",
+        "counter",
+        "HTTP responses sent, by handler and status code (count); 429: ingest turned away "
+        "(queue or byte budget full), 503: connection refused at limits.max_connections "
+        "or shutting down.",
+        ("handler", "code"),
+    ),
+    MetricSpec(
         "modelmon_model_info",
         "gauge",
         "A served model version; value always 1.",

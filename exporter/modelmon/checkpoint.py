@@ -1,11 +1,12 @@
 """Window checkpoints: the recent windows survive a restart.
 
 Every ``checkpoint_interval`` (and on a graceful shutdown) each model's sliding windows
-are written to ``state_dir/windows/<model>.npz`` — written to a temporary file, flushed
-and renamed over the old one, so a crash leaves the previous checkpoint intact. At
-start-up they are restored when the profile's layout is unchanged. A SIGKILL loses at
-most one checkpoint interval of window data. Counters are *not* restored: they restart
-from zero, which Prometheus reads as a counter reset, so ``rate()`` stays right.
+are written to ``state_dir/windows/<model>.npz`` (mode 0600, folder 0700) — written to a
+temporary file, flushed and renamed over the old one, so a crash leaves the previous
+checkpoint intact. At start-up they are restored when the profile's layout is
+unchanged. A SIGKILL loses at most one checkpoint interval of window data. Counters are
+*not* restored: they restart from zero, which Prometheus reads as a counter reset, so
+``rate()`` stays right.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from modelmon.model import ModelMonitor
+from modelmon.statefiles import open_private, private_dir
+from modelmon.stats.binning import EVENTS_SLOT
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +56,9 @@ def save(monitor: ModelMonitor, path: Path) -> None:
     buffer = io.BytesIO()
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     np.savez(buffer, **arrays)  # type: ignore[arg-type]
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as handle:
+    with open_private(tmp) as handle:
         handle.write(buffer.getvalue())
         handle.flush()
         os.fsync(handle.fileno())
@@ -94,6 +97,8 @@ def restore(monitor: ModelMonitor, path: Path) -> int:
                                     "sums": data[f"{key}_sums"],
                                 }
                             )
+                    # Counted as seen: a restored version is no junk to evict.
+                    state.records = int(max(w.total()[EVENTS_SLOT] for w in state.windows.values()))
                     monitor.versions[version] = state
                     restored += 1
             return restored

@@ -103,6 +103,7 @@ class SourceConfig:
     type: str
     path: str
     model: str
+    follow_symlinks: bool = False  # to files outside the pattern's directory
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,13 @@ class Limits:
     max_body_bytes: int = 16 * 1024 * 1024
     max_decompressed_bytes: int = 64 * 1024 * 1024
     max_records: int = 100_000
-    max_category_length: int = 256
+    max_values: int = 2_000_000  # JSON values per request (docs/security.md)
+    max_category_length: int = 256  # categories, predicted classes and labels
+    max_id_length: int = 256
     max_inflight: int = 4
-    request_timeout: float = 30.0
+    max_connections: int = 128
+    request_timeout: float = 30.0  # per read
+    body_timeout: float = 30.0  # the whole body
 
 
 @dataclass(frozen=True)
@@ -400,7 +405,7 @@ def _limits(raw: Any, path: str) -> Limits:
     values: dict[str, Any] = {}
     for key in fields:
         if key in d:
-            if key == "request_timeout":
+            if key in ("request_timeout", "body_timeout"):
                 values[key] = _duration(d[key], f"{path}.{key}")
             else:
                 values[key] = int(_number(d[key], f"{path}.{key}", minimum=1, integer=True))
@@ -415,14 +420,16 @@ def _sources(raw: Any, path: str, models: set[str], base: Path) -> tuple[SourceC
     out = []
     for i, s in enumerate(raw):
         spath = f"{path}[{i}]"
-        src = _mapping(s, spath, {"type", "path", "model"})
+        src = _mapping(s, spath, {"type", "path", "model", "follow_symlinks"})
         _choice(src.get("type"), f"{spath}.type", ("jsonl",))
         model = _text(src.get("model"), f"{spath}.model")
         if model not in models:
             raise ConfigError(f"{spath}.model: {model!r} is not a configured model")
-        out.append(
-            SourceConfig("jsonl", str(base / _text(src.get("path"), f"{spath}.path")), model)
-        )
+        follow = src.get("follow_symlinks", False)
+        if not isinstance(follow, bool):
+            raise ConfigError(f"{spath}.follow_symlinks: expected true or false, got {follow!r}")
+        path = str(base / _text(src.get("path"), f"{spath}.path"))
+        out.append(SourceConfig("jsonl", path, model, follow))
     return tuple(out)
 
 

@@ -111,6 +111,8 @@ class GroundTruth:
         self.classes: tuple[str, ...] = getattr(self.performance, "classes", ())
         self.score_classes = [c for c in self.classes if c != "__other__"]
         self.counters = TruthCounters()
+        self.max_id_length = 256  # limits.max_id_length (set by the model)
+        self.max_class_length = 256  # limits.max_category_length, for label classes
 
     def new_version(self) -> VersionTruth:
         size = self.performance.size
@@ -221,14 +223,23 @@ class GroundTruth:
             ident = rec.get("id")
             if type(ident) is int:
                 ident = str(ident)
-            if type(ident) is not str or not ident or len(ident) > 256:
+            if type(ident) is not str or not ident or len(ident) > self.max_id_length:
                 result.reject(
                     i,
                     "invalid_id",
-                    "id: expected the prediction's id, a string of 1 to 256 characters",
+                    "id: expected the prediction's id, a string of 1 to "
+                    f"{self.max_id_length} characters",
                 )
                 continue
             label = self._label_value(rec.get("label"))
+            if type(label) is str and len(label) > self.max_class_length:
+                result.reject(
+                    i,
+                    "invalid_label",
+                    f"label: a class of {len(label)} characters; at most "
+                    f"{self.max_class_length} (limits.max_category_length)",
+                )
+                continue
             if label is None:
                 kind = "a number" if self.regression else "a class (string, number or boolean)"
                 result.reject(

@@ -33,6 +33,7 @@ REASONS = (
     "invalid_id",
     "invalid_prediction",
     "invalid_label",
+    "invalid_score",
     "invalid_json",
     "too_many_versions",
     "duplicate_label",
@@ -120,18 +121,23 @@ def _version(value: Any, default: str) -> str:
     raise ValueError(f"expected a string of 1 to {MAX_VERSION_LENGTH} characters")
 
 
-def _ident(value: Any) -> str | None:
+def _ident(value: Any, longest: int = MAX_ID_LENGTH) -> str | None:
     if value is None:
         return None
-    if type(value) is str and len(value) <= MAX_ID_LENGTH:
+    if type(value) is str and len(value) <= longest:
         return value
-    if type(value) is int:
+    if type(value) is int and len(str(value)) <= longest:
         return str(value)
-    raise ValueError(f"expected a string of at most {MAX_ID_LENGTH} characters")
+    raise ValueError(f"expected a string of at most {longest} characters")
 
 
 def parse_predictions(
-    records: Sequence[Any], *, regression: bool, default_version: str, now: float
+    records: Sequence[Any],
+    *,
+    regression: bool,
+    default_version: str,
+    now: float,
+    max_id_length: int = MAX_ID_LENGTH,
 ) -> tuple[Batch, IngestResult]:
     """Split ``records`` into a :class:`Batch` of usable rows and the rejections.
 
@@ -139,7 +145,7 @@ def parse_predictions(
     that does not fit it goes through :func:`_check`, which accepts the other valid
     forms (RFC 3339 times, integer versions and ids) or says exactly what is wrong.
     """
-    batch = _parse_columns(records, regression, default_version, now)
+    batch = _parse_columns(records, regression, default_version, now, max_id_length)
     if batch is not None:
         return batch, IngestResult(accepted=len(batch))
     result = IngestResult()
@@ -159,7 +165,7 @@ def parse_predictions(
                 type(rec.get("features")) is dict
                 and (ts is None or ((type(ts) is float or type(ts) is int) and 0 <= ts < _INF))
                 and (version is None or (type(version) is str and 0 < len(version) <= _VLEN))
-                and (ident is None or (type(ident) is str and len(ident) <= MAX_ID_LENGTH))
+                and (ident is None or (type(ident) is str and len(ident) <= max_id_length))
                 and (pred is None or type(pred) in kinds)
                 and (label is None or type(label) in kinds)
             ):
@@ -168,7 +174,7 @@ def parse_predictions(
                 versions.append(default_version if version is None else version)
                 ids.append(ident)
                 continue
-        checked = _check(i, rec, result, regression, default_version, now)
+        checked = _check(i, rec, result, regression, default_version, now, max_id_length)
         if checked is not None:
             rows.append(i)
             stamps.append(checked[0])
@@ -191,7 +197,7 @@ def parse_predictions(
 
 
 def _parse_columns(
-    records: Sequence[Any], regression: bool, default_version: str, now: float
+    records: Sequence[Any], regression: bool, default_version: str, now: float, max_id: int
 ) -> Batch | None:
     """The batch of ``records`` checked column by column, each check one pass in C;
     None when any record needs the per-record path (a rejection, an RFC 3339 time, an
@@ -205,7 +211,7 @@ def _parse_columns(
         return None
     stamps = _stamps(list(map(get, records, repeat("timestamp", n))), now)
     versions = _strings(list(map(get, records, repeat("version", n))), 1, _VLEN)
-    ids = _strings(list(map(get, records, repeat("id", n))), 0, MAX_ID_LENGTH)
+    ids = _strings(list(map(get, records, repeat("id", n))), 0, max_id)
     if stamps is None or versions is None or ids is None:
         return None
     if versions.count(None) == n:
@@ -275,7 +281,13 @@ _CLASS_OR_NONE = _CLASS_TYPES | {type(None)}
 
 
 def _check(
-    i: int, rec: Any, result: IngestResult, regression: bool, default_version: str, now: float
+    i: int,
+    rec: Any,
+    result: IngestResult,
+    regression: bool,
+    default_version: str,
+    now: float,
+    max_id_length: int = MAX_ID_LENGTH,
 ) -> tuple[float, str, str | None] | None:
     """Validate one record the slow way: (timestamp, version, id), or None after
     rejecting it with its reason."""
@@ -306,7 +318,7 @@ def _check(
         result.reject(i, "invalid_version", f"version: {exc}")
         return None
     try:
-        ident = _ident(rec.get("id"))
+        ident = _ident(rec.get("id"), max_id_length)
     except ValueError as exc:
         result.reject(i, "invalid_id", f"id: {exc}")
         return None

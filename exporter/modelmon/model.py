@@ -28,6 +28,7 @@ from modelmon.ingest import Batch, IngestResult, parse_predictions, take
 from modelmon.labels.base import JoinStore, StoreUnavailableError
 from modelmon.labels.records import JoinedPair, PendingColumns
 from modelmon.profile import Profile
+from modelmon.recordbounds import RecordBounds, ScoreShape
 from modelmon.stats import drift
 from modelmon.stats.binning import (
     EVENTS_SLOT,
@@ -42,13 +43,14 @@ from modelmon.stats.binning import (
 from modelmon.stats.report import DriftReport, Verdicts
 from modelmon.stats.window import SlidingWindow
 from modelmon.values import as_float
+from modelmon.versions import IDLE_SECONDS, VersionSlots
 
 #: Upper bounds of the prediction latency histogram (seconds).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: The default of ``exclusive`` in :meth:`ModelMonitor.ingest`: no lock.
 _NO_LOCK = nullcontext()
-#: A version with no record for this long may be evicted to make room for a new one.
-VERSION_IDLE_SECONDS = 600.0
+#: A version with no record for this long may be evicted (see modelmon.versions).
+VERSION_IDLE_SECONDS = IDLE_SECONDS
 
 
 class ProfileMismatchError(ValueError):
@@ -65,6 +67,7 @@ class VersionState:
     latency_sum: float = 0.0
     last_seen: float = 0.0
     truth: VersionTruth | None = None
+    records: int = 0  # accepted since this exporter started (modelmon.versions reads it)
 
 
 @dataclass
@@ -119,6 +122,7 @@ class ModelMonitor:
         profile: Profile,
         *,
         max_category_length: int = 256,
+        max_id_length: int = 256,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if config.task is not None and config.task != profile.task:
@@ -143,12 +147,20 @@ class ModelMonitor:
         self.clock = clock
         self.lock = threading.Lock()
         self.versions: dict[str, VersionState] = {}
+        self.slots = VersionSlots(config.version, config.max_versions)
         self.rejected: Counter[str] = Counter()
         self.unknown_fields = 0
         self.truth = GroundTruth(
             profile, self.positive_class, [(w.name, w.seconds) for w in config.windows]
         )
         self.store: JoinStore | None = None  # attached by the exporter
+        self.max_id_length = max_id_length
+        self.truth.max_id_length = max_id_length
+        self.truth.max_class_length = max_category_length
+        classes = [*self.truth.score_classes, *filter(None, [self.positive_class])]
+        self.bounds = RecordBounds(
+            ScoreShape(self.task, classes, self.positive_class), max_category_length
+        )
 
     # --- ingest ------------------------------------------------------------------------
 
@@ -168,7 +180,9 @@ class ModelMonitor:
                 regression=self.task == "regression",
                 default_version=self.config.version,
                 now=now,
+                max_id_length=self.max_id_length,
             )
+            batch = self.bounds.apply(batch, result)
             live = self._count(batch, result, now)
             waiting = self.truth.pending(batch) if self.store is not None else None
         if self.store is not None and waiting is not None:
@@ -198,14 +212,15 @@ class ModelMonitor:
             self.unknown_fields += unknown
             for version, rows in groups.items():
                 sub = batch if len(groups) == 1 else take(batch, rows)
-                state = self._version(version, now)
+                state = self._version(version, now, len(rows))
                 if state is None:
                     for r in rows:
                         result.reject(
                             batch.indices[r],
                             "too_many_versions",
-                            f"version: {version!r} would exceed max_versions="
-                            f"{self.config.max_versions} active versions",
+                            f"version: {version!r:.140} would exceed max_versions="
+                            f"{self.config.max_versions} active versions (see "
+                            "README, Versions)",
                         )
                     result.accepted -= len(rows)
                     continue
@@ -275,15 +290,17 @@ class ModelMonitor:
             return len(batch.feature_columns.keys() - names) * len(batch)
         return sum(len(f.keys() - names) for f in batch.features if not f.keys() <= names)
 
-    def _version(self, version: str, now: float) -> VersionState | None:
+    def _version(self, version: str, now: float, records: int = 0) -> VersionState | None:
+        """The live state of ``version``, given a slot if :class:`VersionSlots` allows
+        (``records``: how many records of it arrive now); None when refused."""
         state = self.versions.get(version)
         if state is not None:
             return state
-        if len(self.versions) >= self.config.max_versions:
-            idle = min(self.versions.items(), key=lambda kv: kv[1].last_seen)
-            if now - idle[1].last_seen < VERSION_IDLE_SECONDS:
-                return None
-            del self.versions[idle[0]]
+        admitted, evicted = self.slots.place(version, records, now, self.versions)
+        if not admitted:
+            return None
+        if evicted is not None:
+            del self.versions[evicted]
         state = self.new_version_state()
         self.versions[version] = state
         return state
@@ -352,6 +369,7 @@ class ModelMonitor:
 
     def _add(self, state: VersionState, batch: Batch, now: float) -> None:
         state.last_seen = now
+        state.records += len(batch)
         smallest = min(w.resolution for w in state.windows.values())
         stamps = batch.timestamps
         if math.floor(min(stamps) / smallest) == math.floor(max(stamps) / smallest):

@@ -1,9 +1,12 @@
 """The HTTP API of DESIGN.md section 5 on the standard library's threading server.
 
 Handlers validate at the boundary and answer every bad request with a 4xx naming what
-is wrong; a bad record never raises and never stops the server. Ingest runs at most
+is wrong; a bad record never raises and never stops the server. Framing is strict
+(:mod:`modelmon.framing`), bodies arrive within a deadline (:mod:`modelmon.upload`), and
+client text reaches the log only escaped (:mod:`modelmon.logsafe`). Ingest runs at most
 ``limits.max_inflight`` requests at once; past that a request waits briefly, then gets
-``429`` with ``Retry-After``, so a flood queues in the senders, not in memory here.
+``429`` with ``Retry-After``, so a flood queues in the senders, not in memory here. At
+most ``limits.max_connections`` connections are served at once (one thread each).
 """
 
 from __future__ import annotations
@@ -18,12 +21,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from typing import TYPE_CHECKING, Any
 
-from modelmon.bodies import BodyError, decompress, media_type, parse_records
+from modelmon.bodies import BodyError, ValueCounter, decompress, media_type, parse_records
 from modelmon.compression import gzip_join
 from modelmon.config import TlsConfig
+from modelmon.framing import FramingError, check_framing, content_length
+from modelmon.httpmetrics import handler_of
 from modelmon.labels.base import StoreUnavailableError
+from modelmon.logsafe import printable
+from modelmon.sources.ratelimit import RateLimitedLog
+from modelmon.upload import BodyReader
 
 if TYPE_CHECKING:
     from modelmon.app import Exporter
@@ -51,8 +60,48 @@ class Handler(BaseHTTPRequestHandler):
         self.timeout = self.server.exporter.config.limits.request_timeout  # type: ignore[misc]
         super().setup()
 
+    def version_string(self) -> str:
+        return self.server_version  # no Python version in the Server header
+
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        log.debug("%s %s", self.address_string(), printable(format % args))
+
+    def parse_request(self) -> bool:
+        """The standard library's parsing, then strict framing (:mod:`modelmon.framing`):
+        a request that fails it is answered 4xx and its connection closed."""
+        self.path = ""  # not the previous request's, if this one's line is refused
+        stream = self.rfile
+        recorder = _LineRecorder(stream)
+        self.rfile = recorder  # type: ignore[assignment]
+        try:
+            if not super().parse_request():
+                return False
+        finally:
+            self.rfile = stream
+        try:
+            if not getattr(self, "raw_requestline", b"").endswith(b"\r\n"):
+                raise FramingError(400, "request line: not ended by CRLF")
+            check_framing(self.command, self.headers, recorder.lines)
+        except FramingError as exc:
+            self.close_connection = True
+            self._error(exc.status, exc.message, exc.headers)
+            return False
+        return True
+
+    def handle_expect_100(self) -> bool:
+        """``Expect: 100-continue``: no ``100`` for a request whose framing will be
+        refused (parse_request answers it next), so the client does not send its body."""
+        recorder = self.rfile
+        if isinstance(recorder, _LineRecorder):
+            try:
+                check_framing(self.command, self.headers, recorder.lines)
+            except FramingError:
+                return True
+        return super().handle_expect_100()
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.server.exporter.http_requests.add(handler_of(getattr(self, "path", "")), code)
+        super().send_response(code, message)
 
     # --- responses -----------------------------------------------------------------------
 
@@ -92,7 +141,7 @@ class Handler(BaseHTTPRequestHandler):
         except (ConnectionError, TimeoutError, ssl.SSLError):
             raise  # the client went away: nothing to answer
         except Exception as exc:
-            log.exception("%s %s failed", self.command, self.path[:200])
+            log.exception("%s %s failed", printable(self.command), printable(self.path))
             self.close_connection = True
             with suppress(OSError):
                 self._error(500, f"internal error: {type(exc).__name__}: {exc}"[:500])
@@ -100,9 +149,10 @@ class Handler(BaseHTTPRequestHandler):
     def _get(self) -> None:
         path = self.path.split("?", 1)[0]
         exporter = self.server.exporter
+        probe = path in ("/healthz", "/readyz")
+        if not probe and exporter.config.auth.protect_metrics and not self._authorized():
+            return
         if path == "/metrics":
-            if exporter.config.auth.protect_metrics and not self._authorized():
-                return
             self._metrics()
         elif path == "/healthz":
             self._send(200, b"ok\n", "text/plain; charset=utf-8")
@@ -147,10 +197,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         match = INGEST_PATH.match(self.path.split("?", 1)[0])
         if match is None:
-            self._reject_body(404, f"no such path: {self.path[:200]}")
+            if self._authorized():  # with a token, an unknown path is 401 too
+                self._reject_body(404, f"no such path: {self.path[:200]}")
             return
         if not self._authorized():
-            self._drain()
             return
         model, kind = match.group(1), match.group(2)
         if not exporter.has_model(model):
@@ -162,17 +212,17 @@ class Handler(BaseHTTPRequestHandler):
             return
         # Memory is bounded twice, so that a flood waits in the senders (429), not here:
         # raw bodies share a byte budget from before they are read until they are parsed
-        # (a slow uploader holds only its own share), and parsing and ingest run in at
+        # (a slow uploader holds only what it sent), and parsing and ingest run in at
         # most `max_inflight` slots.
         try:
-            length = self._reserve(exporter)
+            reader = self._reserve(exporter)
         except BodyError as exc:
             self._reject_body(exc.status, exc.message, exc.headers)
             return
         try:
-            records = self._parsed(exporter, length)
+            records = self._parsed(exporter, reader)
         finally:
-            exporter.body_budget.release(length)
+            reader.release()
         if records is None:
             return
         try:
@@ -188,23 +238,25 @@ class Handler(BaseHTTPRequestHandler):
             # Held until the answer is written: a graceful shutdown waits for it.
             exporter.ingest_slots.release()
 
-    def _parsed(self, exporter: Exporter, length: int) -> list[Any] | None:
+    def _parsed(self, exporter: Exporter, reader: BodyReader) -> list[Any] | None:
         """Read and parse the body in an ingest slot; None after answering an error.
         On success the caller holds the slot and must release it."""
         try:
-            body = self._read(length)
+            body = reader.read(self.rfile, self.connection)
         except BodyError as exc:
-            self._reject_body(exc.status, exc.message)
+            self._reject_body(exc.status, exc.message, exc.headers)
             return None
         if not exporter.ingest_slots.acquire(timeout=QUEUE_WAIT_SECONDS):
             self._reject_body(429, "ingest queue full; retry later", {"Retry-After": "1"})
             return None
         try:
-            with exporter.busy:
+            # One parse at a time, beside (not under) the lock that counting takes: a
+            # body that is refused while parsing never holds up counting.
+            with exporter.parsing:
                 return self._records(body)
         except BodyError as exc:
             exporter.ingest_slots.release()
-            self._reject_body(exc.status, exc.message)
+            self._reject_body(exc.status, exc.message, exc.headers)
             return None
 
     def _authorized(self) -> bool:
@@ -223,50 +275,40 @@ class Handler(BaseHTTPRequestHandler):
         )
         return False
 
-    def _reserve(self, exporter: Exporter) -> int:
+    def _reserve(self, exporter: Exporter) -> BodyReader:
         """Check the body's headers and reserve its length in the exporter's byte budget
-        (429 when it is spent); the caller releases it."""
+        (429 when it is spent); the caller releases it. Framing was checked already."""
         limits = exporter.config.limits
         media_type(self.headers.get("Content-Type"))  # 415 before reading anything
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            raise BodyError(411, "Transfer-Encoding: chunked is not supported; send Content-Length")
         length_text = self.headers.get("Content-Length")
-        if length_text is None or not length_text.strip().isdigit():
+        if length_text is None:
             raise BodyError(411, "Content-Length: required")
-        length = int(length_text)
+        length = content_length(length_text)
         if length > limits.max_body_bytes:
             raise BodyError(
                 413, f"body: {length} bytes is over the limit of {limits.max_body_bytes} bytes"
             )
-        if not exporter.body_budget.reserve(length, timeout=QUEUE_WAIT_SECONDS):
+        reader = BodyReader(
+            exporter.body_budget,
+            length,
+            body_timeout=limits.body_timeout,
+            read_timeout=limits.request_timeout,
+        )
+        if not reader.reserve(wait=QUEUE_WAIT_SECONDS):
             raise BodyError(429, "ingest queue full; retry later", {"Retry-After": "1"})
-        return length
+        return reader
 
-    def _records(self, body: bytes) -> list[Any]:
+    def _records(self, body: bytearray) -> list[Any]:
+        """Decompress, count the values (413 over ``max_values``, before parsing) and
+        parse (413 over ``max_records``)."""
         limits = self.server.exporter.config.limits
         kind = media_type(self.headers.get("Content-Type"))
-        body = decompress(body, self.headers.get("Content-Encoding"), limits.max_decompressed_bytes)
-        records = parse_records(body, kind)
-        if len(records) > limits.max_records:
-            raise BodyError(
-                413,
-                f"body: {len(records)} records is over the limit of "
-                f"{limits.max_records} per request",
-            )
-        return records
-
-    def _read(self, length: int) -> bytes:
-        chunks, left = [], length
-        while left > 0:
-            chunk = self.rfile.read(min(left, 1 << 20))
-            if not chunk:
-                raise BodyError(400, f"body: ended after {length - left} of {length} bytes")
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-
-    def _drain(self) -> None:
-        self.close_connection = True
+        counter = ValueCounter(kind, limits.max_values)
+        data = decompress(
+            body, self.headers.get("Content-Encoding"), limits.max_decompressed_bytes, counter
+        )
+        del body  # the compressed bytes are not needed any more
+        return parse_records(data, kind, limits.max_records)
 
     def _reject_body(
         self, status: int, message: str, headers: dict[str, str] | None = None
@@ -288,12 +330,47 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         context = tls_context(exporter.config.tls)  # before binding: a bad file says so
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        self.max_connections = exporter.config.limits.max_connections
+        self.connections = threading.BoundedSemaphore(self.max_connections)
+        self._refusals = RateLimitedLog(log, interval=10.0)
         super().__init__(address, Handler)
         if context is not None:
             # The handshake runs in the connection's thread, not in the accept loop.
             self.socket = context.wrap_socket(
                 self.socket, server_side=True, do_handshake_on_connect=False
             )
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection in its own thread, unless ``max_connections`` are open."""
+        if not self.connections.acquire(blocking=False):
+            self._refuse(request, client_address)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.connections.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
+
+    def _refuse(self, request: Any, client_address: Any) -> None:
+        """Answer 503 at once (plain HTTP) and close: no thread is started for it."""
+        self.exporter.http_requests.add("other", 503)
+        self._refusals.warning(
+            "connection refused: %d connections are open, the limit "
+            "(limits.max_connections); client %s",
+            self.max_connections,
+            printable(client_address[0] if client_address else "?"),
+        )
+        if not isinstance(request, ssl.SSLSocket):  # no handshake yet: nothing to say
+            with suppress(OSError):
+                request.setblocking(False)
+                request.send(_REFUSED)
+        self.shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection from %s ended with an error", client_address, exc_info=True)
@@ -345,6 +422,29 @@ def serve_in_thread(server: ExporterHTTPServer) -> threading.Thread:
     thread.start()
     return thread
 
+
+class _LineRecorder:
+    """The connection's reader, keeping the header lines read through it as they came
+    (the standard library's parser drops their line ends)."""
+
+    def __init__(self, stream: BufferedIOBase) -> None:
+        self._stream = stream
+        self.lines: list[bytes] = []
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self._stream.readline(limit)
+        self.lines.append(line)
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+_REFUSED = (
+    b"HTTP/1.1 503 Service Unavailable\r\nServer: modelmon\r\nRetry-After: 1\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 58\r\nConnection: close\r\n\r\n"
+    b'{"error":"too many connections (limits.max_connections)"}\n'
+)
 
 _INDEX = b"""<!doctype html><title>modelmon</title><h1>modelmon</h1>
 <ul><li><a href="/metrics">/metrics</a><li><a href="/v1/models">/v1/models</a>

@@ -203,6 +203,23 @@ def exporter() -> list[JSON]:
             ],
             size=(8, 8),
         ),
+        timeseries(
+            "HTTP responses by code",
+            [
+                target(
+                    "sum by (handler, code) "
+                    f"(rate(modelmon_http_requests_total{{{INSTANCE}}}[$__rate_interval]))",
+                    "{{handler}} {{code}}",
+                )
+            ],
+            description="Responses per second by handler and status code. 429: ingest "
+            "turned away (queue or byte budget full; senders retry); 503: connections "
+            "refused at limits.max_connections; 408: bodies that did not arrive within "
+            "limits.body_timeout. See docs/security.md.",
+            unit="reqps",
+            minimum=0,
+            size=(24, 8),
+        ),
     ]
 
 

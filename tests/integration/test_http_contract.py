@@ -177,7 +177,8 @@ def test_unknown_model_is_404(plain: str) -> None:
 @pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize("path", ["/nope", "/v1/models/credit-risk/nope", "/v1/predictions"])
 def test_unknown_path_is_404(plain: str, method: str, path: str) -> None:
-    response = requests.request(method, f"{plain}{path}", data=b"{}", headers=JSON, timeout=5)
+    body = b"{}" if method == "POST" else None  # a GET with a body is 400 (test_security_http)
+    response = requests.request(method, f"{plain}{path}", data=body, headers=JSON, timeout=5)
     assert_error(response, 404)
     assert_alive(plain)
 

@@ -46,7 +46,7 @@ MODEL_ONLY = {
     "modelmon_pending_predictions",
 }
 #: Families that are not about a model: exporter health and resources.
-NOT_MODEL = re.compile(r"^modelmon_(collector_|build_info|gpu_|model_process_)")
+NOT_MODEL = re.compile(r"^modelmon_(collector_|build_info|gpu_|model_process_|http_requests_)")
 
 REFERENCE_X = np.arange(200) * 0.5  # 0.0 .. 99.5, uniform
 COLORS = ["red"] * 5 + ["green"] * 3 + ["blue"] * 2  # shares 0.5 / 0.3 / 0.2

@@ -12,6 +12,7 @@ import contextlib
 import datetime
 import ipaddress
 import json
+import logging
 import shutil
 import socket
 import subprocess
@@ -331,3 +332,51 @@ def test_a_bad_certificate_stops_start_up_naming_the_tls_key(
     assert result.returncode == 2, result.stderr
     assert "tls." in result.stderr, result.stderr
     assert "cannot listen" not in result.stderr, result.stderr
+
+
+# --- start-up checks of issue 22 ---------------------------------------------------------
+
+
+def _config_with_token(make_profile: Any, directory: Path, token: Path) -> Any:
+    from conftest import default_config, reference_rows
+
+    built = make_profile(reference_rows(), "credit-risk", prediction="prediction", score="score")
+    raw = default_config(built.path)
+    raw["auth"] = {"token_file": str(token)}
+    return config_from_dict(raw, directory)
+
+
+@pytest.mark.parametrize("text", ["pässwörd\n", "tab\there\n", "a b\n"], ids=repr)
+def test_a_token_no_client_could_send_stops_start_up(
+    make_profile: Any, tmp_path: Path, text: str
+) -> None:
+    """A token outside printable ASCII could never match an Authorization header."""
+    config = _config_with_token(make_profile, tmp_path, token_file(tmp_path, text))
+    with pytest.raises(ValueError, match=r"auth\.token_file: .*printable ASCII"):
+        Exporter(config)
+
+
+def test_a_world_readable_token_file_is_a_loud_warning(
+    make_profile: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = token_file(tmp_path)
+    config = _config_with_token(make_profile, tmp_path, path)
+    with caplog.at_level(logging.WARNING, logger="modelmon"):
+        Exporter(config).store.close()
+    assert not [r for r in caplog.records if "token_file" in r.getMessage()]
+    path.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="modelmon"):
+        Exporter(config).store.close()
+    [warning] = [r for r in caplog.records if "token_file" in r.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert "chmod 600" in warning.getMessage()
+
+
+def test_the_start_up_log_names_https_under_tls(
+    exporter_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cert, key = self_signed(tmp_path)
+    with caplog.at_level(logging.INFO, logger="modelmon"):
+        exporter_factory(tls={"cert_file": str(cert), "key_file": str(key)})
+    [line] = [r.getMessage() for r in caplog.records if "serving on" in r.getMessage()]
+    assert "https://127.0.0.1:" in line

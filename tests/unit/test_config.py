@@ -74,6 +74,28 @@ collectors:
     assert cfg.sources[0].model == "credit-risk"
 
 
+def test_the_limits_of_issue_22_load_with_their_defaults() -> None:
+    limits = config_from_dict(config()).limits
+    assert (limits.max_values, limits.max_id_length, limits.max_connections) == (
+        2_000_000,
+        256,
+        128,
+    )
+    assert limits.body_timeout == 30.0
+    raw = config(
+        limits={"max_values": 10, "body_timeout": "2m", "max_connections": 3},
+        sources=[{"type": "jsonl", "path": "x", "model": "credit-risk", "follow_symlinks": True}],
+    )
+    cfg = config_from_dict(raw)
+    assert (cfg.limits.max_values, cfg.limits.body_timeout, cfg.limits.max_connections) == (
+        10,
+        120.0,
+        3,
+    )
+    assert cfg.sources[0].follow_symlinks is True
+    assert config_from_dict(config(sources=raw["sources"][:0])).sources == ()
+
+
 def test_defaults() -> None:
     cfg = config_from_dict(config())
     m = cfg.models[0]
@@ -122,6 +144,18 @@ def test_defaults() -> None:
         ),
         ({"models": []}, "models", "non-empty list"),
         ({}, "models", "non-empty list"),
+        (config(limits={"max_values": 0}), "limits.max_values", "at least 1"),
+        (config(limits={"body_timeout": "soon"}), "limits.body_timeout", "soon"),
+        (config(limits={"max_conections": 5}), "limits.max_conections", "unknown key"),
+        (
+            config(
+                sources=[
+                    {"type": "jsonl", "path": "x", "model": "credit-risk", "follow_symlinks": 1}
+                ]
+            ),
+            "sources[0].follow_symlinks",
+            "true or false",
+        ),
     ],
 )
 def test_errors_name_the_key_path(raw: Any, path: str, detail: str) -> None:

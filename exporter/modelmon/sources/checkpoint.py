@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from modelmon.statefiles import FILE_MODE, private_dir
+
 FileKey = tuple[int, int]
 """``(st_dev, st_ino)`` of a file: stable across renames."""
 
@@ -86,9 +88,10 @@ class OffsetCheckpoint:
             "version": FORMAT_VERSION,
             "files": {f"{dev}:{ino}": asdict(pos) for (dev, ino), pos in positions.items()},
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         fd, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
+            os.fchmod(fd, FILE_MODE)  # mkstemp's 0600 is subject to the umask
             with os.fdopen(fd, "w", encoding="utf-8") as file:
                 json.dump(document, file, separators=(",", ":"))
                 file.flush()

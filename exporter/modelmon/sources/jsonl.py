@@ -13,6 +13,9 @@ of files, and survives what log files go through:
   truncation are lost, which is inherent to copy-truncate;
 - **partial lines**: only whole ``\\n``-terminated lines are consumed; the rest is read
   again once the writer has finished it;
+- **symbolic links**: a matching name whose real location is outside the pattern's
+  folder is skipped with a warning unless ``follow_symlinks`` (a link must not make the
+  exporter read, and export, another file of the machine);
 - **restarts**: with a ``state_dir`` the offset of every file is checkpointed right after
   the sink accepted each batch, and a restarted source resumes there (a file rotated
   away while the source was down is found again by its inode in the same directory).
@@ -37,7 +40,13 @@ from typing import Protocol
 from modelmon.sources.checkpoint import FileKey, OffsetCheckpoint, Position
 from modelmon.sources.lines import classify_lines
 from modelmon.sources.ratelimit import RateLimitedLog
-from modelmon.sources.tailer import TrackedFile, find_by_key, matching_files, open_file
+from modelmon.sources.tailer import (
+    TrackedFile,
+    find_by_key,
+    matching_files,
+    open_file,
+    pattern_root,
+)
 
 LINE_TOO_LONG = "line_too_long"
 INCOMPLETE_LINE = "incomplete_line"
@@ -90,12 +99,16 @@ class JsonlSource:
         batch_size: int = 1000,
         max_line_bytes: int = 1 << 20,
         rotated_grace: float = 5.0,
+        follow_symlinks: bool = False,
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size}")
         self.pattern, self.model = pattern, model
+        # Without follow_symlinks, only files whose real location is under the
+        # pattern's folder are read.
+        self._root = None if follow_symlinks else pattern_root(pattern)
         self._sink = sink
         self._poll_interval, self._batch_size = poll_interval, batch_size
         self._max_line_bytes, self._rotated_grace = max_line_bytes, rotated_grace
@@ -174,8 +187,8 @@ class JsonlSource:
 
     def _track(self, path: str) -> None:
         try:
-            tracked = open_file(path)
-        except OSError as error:  # e.g. permissions: skip it, keep following the others
+            tracked = open_file(path, self._root)
+        except OSError as error:  # permissions, a link out of the folder: skip it
             self._warn.warning("%s: cannot be read, skipped: %s", path, error)
             return
         if tracked is None:
@@ -197,7 +210,10 @@ class JsonlSource:
             if key in matched:
                 continue
             path = find_by_key(os.path.dirname(saved.path) or ".", key)
-            tracked = open_file(path) if path else None
+            try:
+                tracked = open_file(path, self._root) if path else None
+            except OSError:
+                tracked = None
             if tracked is None:
                 continue
             if tracked.key == key and tracked.resume(saved):

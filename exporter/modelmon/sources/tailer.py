@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import stat
 from dataclasses import dataclass
 
@@ -89,17 +90,52 @@ class TrackedFile:
         os.close(self.fd)
 
 
-def open_file(path: str) -> TrackedFile | None:
-    """Open ``path`` for tailing; None when it vanished or is not a regular file."""
+class OutsideDirectoryError(PermissionError):
+    """A matching name that leads (through a symbolic link) out of the source's folder."""
+
+
+def open_file(path: str, root: str | None = None) -> TrackedFile | None:
+    """Open ``path`` for tailing; None when it vanished or is not a regular file.
+
+    With ``root`` (a resolved folder, see :func:`pattern_root`), a path whose real
+    location is outside ``root`` raises :class:`OutsideDirectoryError`: a symbolic
+    link cannot make the source read, and export, another file of this machine.
+    """
+    real = os.path.realpath(path) if root is not None else path
+    if root is not None and os.path.commonpath([real, root]) != root:
+        raise OutsideDirectoryError(
+            f"{path} leads to {real}, outside {root}; set follow_symlinks: true on the "
+            "source to read it"
+        )
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | (os.O_NOFOLLOW if root else 0))
     except FileNotFoundError:
         return None
+    except OSError as error:  # ELOOP: the resolved name became a link meanwhile
+        if root is not None and error.errno == getattr(os, "ELOOP", -1):
+            raise OutsideDirectoryError(f"{path} changed into a symbolic link") from None
+        raise
     status = os.fstat(fd)
     if not stat.S_ISREG(status.st_mode):
         os.close(fd)
         return None
     return TrackedFile(key=(status.st_dev, status.st_ino), path=path, fd=fd)
+
+
+def pattern_root(pattern: str) -> str:
+    """The resolved folder of a glob pattern: its leading parts without glob characters.
+
+    >>> pattern_root("/var/log/model/predictions*.jsonl")
+    '/var/log/model'
+    >>> pattern_root("/var/log/*/p.jsonl")
+    '/var/log'
+    """
+    fixed: list[str] = []
+    for part in pattern.split(os.sep)[:-1]:
+        if re.search(r"[*?\[]", part):
+            break
+        fixed.append(part)
+    return os.path.realpath(os.sep.join(fixed) or ("/" if pattern.startswith(os.sep) else "."))
 
 
 def matching_files(pattern: str) -> dict[FileKey, str]:
