@@ -336,6 +336,13 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("modelmon_gpu_memory_used_bytes", "gauge", "GPU memory in use (bytes).", GPU),
     MetricSpec("modelmon_gpu_memory_total_bytes", "gauge", "GPU memory in all (bytes).", GPU),
     MetricSpec(
+        "modelmon_gpu_memory_reserved_bytes",
+        "gauge",
+        "GPU memory the driver reserves for itself, not counted in used (bytes); "
+        "drivers with the NVML version 2 memory query only.",
+        GPU,
+    ),
+    MetricSpec(
         "modelmon_gpu_temperature_celsius", "gauge", "GPU core temperature (degrees Celsius).", GPU
     ),
     MetricSpec("modelmon_gpu_power_watts", "gauge", "GPU power draw (watts).", GPU),
