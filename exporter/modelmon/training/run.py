@@ -36,7 +36,7 @@ from modelmon.training.endpoint import MetricsEndpoint
 from modelmon.training.families import RunCollector
 from modelmon.training.pusher import Pusher, PushFunction
 from modelmon.training.resources import run_resources
-from modelmon.training.state import MAX_CLASSES, RunState, check_name, check_number
+from modelmon.training.state import MAX_CLASSES, STATUSES, RunState, check_name, check_number
 from modelmon.values import class_value
 
 log = logging.getLogger(__name__)
@@ -192,6 +192,8 @@ class TrainingRun:
 
     def finish(self, status: str = "succeeded") -> None:
         """End the run with ``status`` (succeeded or failed) and make the final push."""
+        if status not in STATUSES[1:]:
+            raise ValueError(f"status: expected one of succeeded, failed, got {status!r}")
         if self._closed:
             return
         self._closed = True
