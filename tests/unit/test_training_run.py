@@ -189,9 +189,15 @@ def test_pushes_are_rate_limited() -> None:
 
 def test_an_exception_marks_the_run_failed_and_propagates() -> None:
     push = Recorder()
-    with pytest.raises(RuntimeError, match="diverged"), new_run(push) as run:
-        run.log(step=3)
-        raise RuntimeError("diverged")
+    run = new_run(push)
+
+    def train() -> None:
+        with run:
+            run.log(step=3)
+            raise RuntimeError("diverged")
+
+    with pytest.raises(RuntimeError, match="diverged"):
+        train()
     assert run.status == "failed"
     assert value(push.pushes[-1][1], "modelmon_training_status", status="failed") == 1
 
