@@ -137,9 +137,11 @@ def test_grafana_finds_provisioning_and_dashboards(config: dict[str, Any]) -> No
     dashboards = mount_of(config, "grafana", path)
     assert sorted(p.name for p in dashboards.glob("*.json")) == [
         "drift.json",
+        "evaluations.json",
         "overview.json",
         "performance.json",
         "resources.json",
+        "training.json",
         "versions.json",
     ]
     home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
