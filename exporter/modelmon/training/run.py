@@ -92,6 +92,7 @@ class TrainingRun:
             start_time=clock(),
         )
         self.params = dict(params or {})
+        self._checked_names: set[str] = set()
         self._clock = clock
         collectors = run_resources(
             process=resources,
@@ -141,14 +142,18 @@ class TrainingRun:
         NaN and infinite losses are recorded (and counted): they are what the
         ``ModelmonTrainingLossNotFinite`` alert is for. Invalid arguments raise ValueError.
         """
-        checked = {
-            check_name(name, "metrics"): check_number(value, f"metrics[{name!r}]")
-            for name, value in (metrics or {}).items()
-        }
+        checked = (
+            {
+                self._name(name, "metrics"): check_number(value, f"metrics[{name!r}]")
+                for name, value in metrics.items()
+            }
+            if metrics
+            else {}
+        )
         if samples is not None and not (number := check_number(samples, "samples")) >= 0:
             raise ValueError(f"samples: expected a number >= 0, got {samples!r}")
         self._state.update(
-            split=check_name(split, "split"),
+            split=self._name(split, "split"),
             step=None if step is None else check_number(step, "step"),
             epoch=None if epoch is None else check_number(epoch, "epoch"),
             loss=None if loss is None else check_number(loss, "loss"),
@@ -158,6 +163,14 @@ class TrainingRun:
             else check_number(learning_rate, "learning_rate"),
             samples=None if samples is None else number,
         )
+
+    def _name(self, value: object, parameter: str) -> str:
+        """:func:`check_name`, remembering the names already checked (the hot path)."""
+        if isinstance(value, str) and value in self._checked_names:
+            return value
+        name = check_name(value, parameter)
+        self._checked_names.add(name)
+        return name
 
     def log_confusion(
         self, y_true: Iterable[Any], y_pred: Iterable[Any], *, split: str = "validation"

@@ -42,6 +42,8 @@ def check_name(value: object, parameter: str) -> str:
 
 def check_number(value: object, parameter: str) -> float:
     """``value`` as a float (NaN and inf allowed: a diverged loss is data), else ValueError."""
+    if type(value) is float:  # the common case, first
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         try:
             return float(value)  # type: ignore[arg-type]  # numpy and torch scalars
