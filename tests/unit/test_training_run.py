@@ -158,7 +158,6 @@ def test_confusion_matrix_equals_scikit_learn() -> None:
 def test_push_thread_pushes_changes_and_the_final_status() -> None:
     push = Recorder()
     with new_run(push) as run:
-        assert len(push.pushes) == 1  # at start, status running
         run.log(step=1, loss=0.5)
         deadline = time.monotonic() + 5
         while not any(
@@ -167,6 +166,8 @@ def test_push_thread_pushes_changes_and_the_final_status() -> None:
         ):
             assert time.monotonic() < deadline, "the thread did not push the step"
             time.sleep(0.01)
+    key, first = push.pushes[0]
+    assert value(first, "modelmon_training_status", status="running") == 1
     key, last = push.pushes[-1]
     assert key == {"model": "m", "run": "r1"}
     assert value(last, "modelmon_training_status", status="succeeded") == 1

@@ -66,6 +66,7 @@ class Pusher:
         self._thread.start()
 
     def _loop(self) -> None:
+        self.push_now()  # the run shows up at once, with status running
         while not self._stop.wait(self._interval):
             changed = self._state.changes != self._pushed_changes
             if changed or self._clock() - self._last_push >= self._heartbeat:

@@ -119,7 +119,6 @@ class TrainingRun:
         )
         self._endpoint = MetricsEndpoint(listen, self.registry) if listen else None
         if self._pusher is not None:
-            self._pusher.push_now()  # the run shows up at once, with status running
             self._pusher.start()
         self._closed = False
 
