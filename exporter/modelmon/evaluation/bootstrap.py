@@ -33,8 +33,8 @@ def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, f
     Quantiles are numpy's default (linear interpolation). Resamples where the statistic
     is undefined (NaN, e.g. a ROC AUC of a resample holding one class) are left out.
 
-    >>> percentile_interval(np.arange(101.0), 0.9)
-    (5.0, 95.0)
+    >>> percentile_interval(np.arange(101.0), 0.5)
+    (25.0, 75.0)
     """
     finite = values[~np.isnan(values)]
     if finite.size == 0:
