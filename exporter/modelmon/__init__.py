@@ -1,7 +1,8 @@
 """modelmon: an ML model monitoring exporter for the Prometheus ecosystem.
 
 ``modelmon.Client`` sends records to a running exporter from the model's process;
-``modelmon.Monitor`` runs the exporter inside the model's process.
+``modelmon.Monitor`` runs the exporter inside the model's process;
+``modelmon.TrainingRun`` reports a training job's progress (docs/training.md).
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Client", "Monitor", "__version__"]
+__all__ = ["Client", "Monitor", "TrainingRun", "__version__"]
 
 if TYPE_CHECKING:
     from modelmon.client import Client
     from modelmon.monitor import Monitor
+    from modelmon.training import TrainingRun
 
 
 def __getattr__(name: str) -> Any:
@@ -26,4 +28,8 @@ def __getattr__(name: str) -> Any:
         from modelmon.monitor import Monitor
 
         return Monitor
+    if name == "TrainingRun":
+        from modelmon.training import TrainingRun
+
+        return TrainingRun
     raise AttributeError(f"module 'modelmon' has no attribute {name!r}")

@@ -15,6 +15,8 @@ COLUMN = ("model", "version", "role", "column")
 WINDOWED_COLUMN = ("model", "version", "role", "column", "window")
 WINDOWED = ("model", "version", "window")
 GPU = ("gpu", "gpu_uuid")
+RUN = ("model", "run")
+EVALUATION = ("model", "version", "dataset")
 
 
 @dataclass(frozen=True)
@@ -351,6 +353,13 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("modelmon_gpu_memory_used_bytes", "gauge", "GPU memory in use (bytes).", GPU),
     MetricSpec("modelmon_gpu_memory_total_bytes", "gauge", "GPU memory in all (bytes).", GPU),
     MetricSpec(
+        "modelmon_gpu_memory_reserved_bytes",
+        "gauge",
+        "GPU memory the driver reserves for itself, not counted in used (bytes); "
+        "drivers with the NVML version 2 memory query only.",
+        GPU,
+    ),
+    MetricSpec(
         "modelmon_gpu_temperature_celsius", "gauge", "GPU core temperature (degrees Celsius).", GPU
     ),
     MetricSpec("modelmon_gpu_power_watts", "gauge", "GPU power draw (watts).", GPU),
@@ -399,6 +408,139 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "gauge",
         "A served model version; value always 1.",
         ("model", "version", "task", "reference"),
+    ),
+    # --- training runs (modelmon.TrainingRun: pushed or served by the training job) -------
+    MetricSpec(
+        "modelmon_training_run_info",
+        "gauge",
+        "A training run: model version it trains and a digest of its parameters; value always 1.",
+        (*RUN, "version", "params_digest"),
+    ),
+    MetricSpec(
+        "modelmon_training_status",
+        "gauge",
+        "1 for the run's current status (running, succeeded or failed), 0 for the others.",
+        (*RUN, "status"),
+    ),
+    MetricSpec(
+        "modelmon_training_start_time_seconds",
+        "gauge",
+        "Unix time when the run started (seconds).",
+        RUN,
+    ),
+    MetricSpec(
+        "modelmon_training_end_time_seconds",
+        "gauge",
+        "Unix time when the run ended, succeeded or failed (seconds); absent while running.",
+        RUN,
+    ),
+    MetricSpec(
+        "modelmon_training_heartbeat_timestamp_seconds",
+        "gauge",
+        "Unix time of the run's last push or scrape (seconds): a killed job stops it.",
+        RUN,
+    ),
+    MetricSpec("modelmon_training_step", "gauge", "Last logged training step (count).", RUN),
+    MetricSpec("modelmon_training_epoch", "gauge", "Last logged epoch (count).", RUN),
+    MetricSpec(
+        "modelmon_training_loss",
+        "gauge",
+        "Last logged loss of the split (the loss function's units; NaN when not finite).",
+        (*RUN, "split"),
+    ),
+    MetricSpec(
+        "modelmon_training_nonfinite_loss_total",
+        "counter",
+        "Logged losses that were NaN or infinite (count).",
+        (*RUN, "split"),
+    ),
+    MetricSpec(
+        "modelmon_training_metric",
+        "gauge",
+        "Last logged value of a metric of the split (the metric's units).",
+        (*RUN, "split", "metric"),
+    ),
+    MetricSpec("modelmon_training_learning_rate", "gauge", "Last logged learning rate.", RUN),
+    MetricSpec(
+        "modelmon_training_samples_total",
+        "counter",
+        "Training samples processed (count); rate() is the throughput.",
+        RUN,
+    ),
+    MetricSpec(
+        "modelmon_training_confusion_matrix",
+        "gauge",
+        "Confusion matrix of the split at the last logged evaluation: examples by actual "
+        "and predicted class (count).",
+        (*RUN, "split", "actual", "predicted"),
+    ),
+    MetricSpec(
+        "modelmon_training_push_failures_total",
+        "counter",
+        "Pushes to the Pushgateway that failed (count); training goes on.",
+        RUN,
+    ),
+    # --- evaluations (modelmon evaluate --push-gateway) ------------------------------------
+    MetricSpec(
+        "modelmon_evaluation_metric",
+        "gauge",
+        "A metric of the candidate on the evaluation data set (the metric's units).",
+        (*EVALUATION, "metric"),
+    ),
+    MetricSpec(
+        "modelmon_evaluation_metric_lower",
+        "gauge",
+        "Lower bound of the metric's confidence interval (the metric's units).",
+        (*EVALUATION, "metric"),
+    ),
+    MetricSpec(
+        "modelmon_evaluation_metric_upper",
+        "gauge",
+        "Upper bound of the metric's confidence interval (the metric's units).",
+        (*EVALUATION, "metric"),
+    ),
+    MetricSpec(
+        "modelmon_evaluation_difference",
+        "gauge",
+        "Candidate's metric minus the serving model's on the same rows (the metric's units).",
+        (*EVALUATION, "metric", "baseline"),
+    ),
+    MetricSpec(
+        "modelmon_evaluation_difference_pvalue",
+        "gauge",
+        "Two-sided p-value of the paired test of the difference (probability).",
+        (*EVALUATION, "metric", "baseline"),
+    ),
+    MetricSpec(
+        "modelmon_evaluation_segment_metric",
+        "gauge",
+        "A metric of the candidate on one segment of the data set (the metric's units).",
+        (*EVALUATION, "metric", "segment", "segment_value"),
+    ),
+    MetricSpec(
+        "modelmon_evaluation_confusion_matrix",
+        "gauge",
+        "Confusion matrix of the candidate on the data set: rows by actual and predicted "
+        "class (count).",
+        (*EVALUATION, "actual", "predicted"),
+    ),
+    MetricSpec(
+        "modelmon_evaluation_rows",
+        "gauge",
+        "Labelled rows the candidate was evaluated on (count).",
+        EVALUATION,
+    ),
+    MetricSpec(
+        "modelmon_evaluation_passed",
+        "gauge",
+        "1 when the candidate passed the evaluation's gates, else 0.",
+        EVALUATION,
+    ),
+    MetricSpec(
+        "modelmon_evaluation_timestamp_seconds",
+        "gauge",
+        "Unix time when the evaluation finished (seconds).",
+        EVALUATION,
     ),
 )
 

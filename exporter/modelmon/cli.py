@@ -22,6 +22,7 @@ EPILOG = """Examples:
   modelmon profile train.csv --output model.profile.json --prediction pred --score proba --label y
   modelmon serve --config modelmon.yaml
   modelmon check --profile model.profile.json today.csv --format markdown
+  modelmon evaluate holdout.csv --label y --candidate v3=pred3:proba3 --candidate v4=pred4:proba4
 
 Documentation: README.md (configuration and metric reference), docs/.
 """
@@ -142,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
         check = None
     if check is not None:
         check.add_parser(sub)
+    from modelmon.evaluation.command import add_parser as add_evaluate
+
+    add_evaluate(sub)
     _add_demo(sub)
     return parser
 
@@ -226,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     handlers = {"serve": _serve, "profile": _profile, "demo": _demo}
-    if args.command == "check":
+    if args.command in ("check", "evaluate"):
         return int(args.run(args))
     return handlers[args.command](args)
 

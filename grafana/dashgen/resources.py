@@ -93,8 +93,13 @@ def gpu() -> list[JSON]:
             [
                 target(f"modelmon_gpu_memory_used_bytes{{{GPU_SELECTOR}}}", "used " + GPU_LEGEND),
                 target(f"modelmon_gpu_memory_total_bytes{{{GPU_SELECTOR}}}", "total " + GPU_LEGEND),
+                target(
+                    f"modelmon_gpu_memory_reserved_bytes{{{GPU_SELECTOR}}}",
+                    "reserved " + GPU_LEGEND,
+                ),
             ],
-            description="GPU memory in use and in all.",
+            description="GPU memory in use (as nvidia-smi shows it), in all, and reserved "
+            "by the driver (drivers with NVML's version 2 memory query).",
             unit="bytes",
             minimum=0,
             size=(8, 8),

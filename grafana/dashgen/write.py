@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from . import drift, overview, performance, resources, versions
+from . import drift, evaluations, overview, performance, resources, training, versions
 from .panels import JSON
 
 BUILDERS: tuple[Callable[[], JSON], ...] = (
@@ -15,6 +15,8 @@ BUILDERS: tuple[Callable[[], JSON], ...] = (
     performance.build,
     resources.build,
     versions.build,
+    training.build,
+    evaluations.build,
 )
 
 DASHBOARDS_DIR = Path(__file__).resolve().parent.parent / "dashboards"

@@ -80,8 +80,15 @@ def test_docker_compose_rejects_a_broken_file(tmp_path: Path) -> None:
     assert result.returncode != 0
 
 
-def test_the_four_services(config: dict[str, Any]) -> None:
-    assert set(config["services"]) == {"modelmon", "prometheus", "alertmanager", "grafana"}
+def test_the_five_services(config: dict[str, Any]) -> None:
+    assert set(config["services"]) == {
+        "modelmon",
+        "prometheus",
+        "alertmanager",
+        "pushgateway",
+        "grafana",
+    }
+    assert config["services"]["pushgateway"]["image"].startswith("prom/pushgateway:")
     modelmon = config["services"]["modelmon"]
     assert modelmon["command"][0] == "demo"
     assert "build" in modelmon
@@ -137,9 +144,11 @@ def test_grafana_finds_provisioning_and_dashboards(config: dict[str, Any]) -> No
     dashboards = mount_of(config, "grafana", path)
     assert sorted(p.name for p in dashboards.glob("*.json")) == [
         "drift.json",
+        "evaluations.json",
         "overview.json",
         "performance.json",
         "resources.json",
+        "training.json",
         "versions.json",
     ]
     home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]

@@ -69,7 +69,7 @@ def known_names() -> frozenset[str]:
 
 def test_rules_and_dashboards_exist() -> None:
     require(bool(RULES), "prometheus/rules/*.yml")
-    assert len(DASHBOARDS) == 5
+    assert len(DASHBOARDS) == 7
     assert recording_rules(), "no recording rule found"
 
 

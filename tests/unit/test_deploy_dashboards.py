@@ -41,12 +41,19 @@ UIDS = {
     "modelmon-performance",
     "modelmon-resources",
     "modelmon-versions",
+    "modelmon-training",
+    "modelmon-evaluations",
 }
 # DESIGN.md section 8 and the task: these variables, wherever present, are defined so.
 VARIABLE_QUERIES = {
     "model": "label_values(modelmon_events_total, model)",
     "window": 'label_values(modelmon_window_events{model=~"$model"}, window)',
     "column": 'label_values(modelmon_column_bin_total{model=~"$model"}, column)',
+}
+# The batch dashboards list the models that have training runs or evaluations.
+MODEL_QUERIES = {
+    "modelmon-training": "label_values(modelmon_training_run_info, model)",
+    "modelmon-evaluations": "label_values(modelmon_evaluation_metric, model)",
 }
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 
@@ -95,7 +102,7 @@ def variables(board: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {v["name"]: v for v in board["templating"]["list"]}
 
 
-def test_the_five_dashboards_exist_with_their_uids() -> None:
+def test_the_seven_dashboards_exist_with_their_uids() -> None:
     assert {board["uid"] for board in BOARDS.values()} == UIDS
     for name, board in BOARDS.items():
         assert name == board["uid"].removeprefix("modelmon-") + ".json"
@@ -149,9 +156,12 @@ def test_datasource_variable_and_no_hard_coded_uid(board: dict[str, Any]) -> Non
 def test_variables_come_from_label_values(board: dict[str, Any]) -> None:
     found = variables(board)
     assert "model" in found
+    expected = {**VARIABLE_QUERIES}
+    if board["uid"] in MODEL_QUERIES:
+        expected["model"] = MODEL_QUERIES[board["uid"]]
     for name, variable in found.items():
-        if name in VARIABLE_QUERIES:
-            assert variable["query"] == VARIABLE_QUERIES[name], name
+        if name in expected:
+            assert variable["query"] == expected[name], name
         if variable["type"] == "query":
             assert label_values_call(variable["query"]), (name, variable["query"])
             assert variable["datasource"] == DATASOURCE_REF

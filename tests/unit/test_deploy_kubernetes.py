@@ -181,7 +181,7 @@ def test_kustomization_lists_existing_files_and_not_the_servicemonitor() -> None
     generated = {f"generated/{p.name}" for p in (KUBE / "generated").glob("*.yaml")}
     assert generated <= set(KUSTOMIZATION["resources"])
     kinds = sorted(o["kind"] for o in kustomized_objects())
-    assert kinds.count("ConfigMap") == 6  # 5 dashboards + the sidecar's configuration
+    assert kinds.count("ConfigMap") == 8  # 7 dashboards + the sidecar's configuration
 
 
 def test_generated_objects_are_current() -> None:

@@ -39,6 +39,7 @@ class DeviceReading:
     utilization_ratio: float | None = None
     memory_used_bytes: float | None = None
     memory_total_bytes: float | None = None
+    memory_reserved_bytes: float | None = None
     temperature_celsius: float | None = None
     power_watts: float | None = None
     energy_joules: float | None = None
@@ -54,6 +55,7 @@ _DEVICE_SERIES: tuple[tuple[str, Callable[[DeviceReading], float | None]], ...] 
     ("modelmon_gpu_utilization_ratio", lambda r: r.utilization_ratio),
     ("modelmon_gpu_memory_used_bytes", lambda r: r.memory_used_bytes),
     ("modelmon_gpu_memory_total_bytes", lambda r: r.memory_total_bytes),
+    ("modelmon_gpu_memory_reserved_bytes", lambda r: r.memory_reserved_bytes),
     ("modelmon_gpu_temperature_celsius", lambda r: r.temperature_celsius),
     ("modelmon_gpu_power_watts", lambda r: r.power_watts),
     ("modelmon_gpu_energy_joules_total", lambda r: r.energy_joules),
@@ -83,6 +85,7 @@ class GpuCollector:
         self._initialized = False
         self._init_lock = threading.Lock()
         self._unavailable: dict[int, str] = {}  # device index -> reason last logged
+        self._memory_v1_only = False  # set once the version 2 memory query is unavailable
 
     def initialize(self) -> None:
         """Import pynvml if no module was given and call ``nvmlInit`` (once it succeeds)."""
@@ -137,10 +140,12 @@ class GpuCollector:
         reading.name = _text(self._field(nvml.nvmlDeviceGetName, handle), UNKNOWN)
         rates = self._field(nvml.nvmlDeviceGetUtilizationRates, handle)
         reading.utilization_ratio = None if rates is None else rates.gpu / 100.0
-        memory = self._field(nvml.nvmlDeviceGetMemoryInfo, handle)
+        memory = self._memory(handle)
         if memory is not None:
             reading.memory_used_bytes = float(memory.used)
             reading.memory_total_bytes = float(memory.total)
+            reserved = getattr(memory, "reserved", None)  # v2 only
+            reading.memory_reserved_bytes = None if reserved is None else float(reserved)
         temperature = self._field(nvml.nvmlDeviceGetTemperature, handle, nvml.NVML_TEMPERATURE_GPU)
         reading.temperature_celsius = _scaled(temperature, 1.0)
         reading.power_watts = _scaled(self._field(nvml.nvmlDeviceGetPowerUsage, handle), 1e-3)
@@ -148,6 +153,29 @@ class GpuCollector:
         reading.energy_joules = _scaled(energy, 1e-3)
         reading.process_memory_bytes = self._process_memory(handle, wanted)
         return reading
+
+    def _memory(self, handle: Any) -> Any:
+        """Memory info, version 2 where pynvml and the driver have it, else version 1.
+
+        Version 1 counts the memory the driver reserves for itself as used (measured on
+        an H200: 615 MiB more than ``nvidia-smi`` shows); version 2 reports it apart, as
+        ``reserved``, and ``used`` then matches ``nvidia-smi``.
+        """
+        nvml = self._nvml
+        version = getattr(nvml, "nvmlMemory_v2", None)
+        if version is not None and not self._memory_v1_only:
+            try:
+                memory = self._field(
+                    lambda h: nvml.nvmlDeviceGetMemoryInfo(h, version=version), handle
+                )
+            except TypeError:  # a pynvml without the version argument
+                memory = None
+            if memory is not None:
+                return memory
+            # The driver lacks it (or refused it): version 1 from now on, logged once.
+            self._memory_v1_only = True
+            self._logger.info("NVML memory info version 2 unavailable: used includes reserved")
+        return self._field(nvml.nvmlDeviceGetMemoryInfo, handle)
 
     def _process_memory(self, handle: Any, wanted: set[int] | None) -> dict[int, float]:
         """GPU memory per pid from the compute and graphics process lists.
