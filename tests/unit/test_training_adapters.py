@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pytest
+from realbin import in_ci
 from sklearn.datasets import load_iris
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, mean_squared_error
@@ -36,6 +37,17 @@ def framework_warnings(test: F) -> F:
                  "UserWarning"):  # fmt: skip
         test = pytest.mark.filterwarnings(f"ignore::{kind}")(test)
     return test
+
+
+def framework(name: str) -> Any:
+    """Import a framework of the adapters (the ``frameworks`` extra, installed by
+    scripts/install-test-deps.sh): skips without it, fails under CI=true."""
+    try:
+        return pytest.importorskip(name)
+    except pytest.skip.Exception:
+        if in_ci():
+            pytest.fail(f"{name} is missing (CI=true: scripts/install-test-deps.sh installs it)")
+        raise
 
 
 def new_run() -> TrainingRun:
@@ -105,7 +117,7 @@ def test_partial_fit_regressor_and_hinge_classifier() -> None:
 @framework_warnings
 def test_keras_callback() -> None:
     os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
+    keras = framework("keras")
     from modelmon.training.keras import keras_callback
 
     rng = np.random.default_rng(2)
@@ -130,8 +142,8 @@ def test_keras_callback() -> None:
 
 @framework_warnings
 def test_lightning_callback(tmp_path: Any) -> None:
-    torch = pytest.importorskip("torch")
-    pl = pytest.importorskip("lightning.pytorch")
+    torch = framework("torch")
+    pl = framework("lightning.pytorch")
     from modelmon.training.lightning import lightning_callback
 
     class Tiny(pl.LightningModule):  # type: ignore[misc]
@@ -178,9 +190,9 @@ def test_lightning_callback(tmp_path: Any) -> None:
 
 @framework_warnings
 def test_huggingface_callback(tmp_path: Any) -> None:
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    pytest.importorskip("accelerate")
+    torch = framework("torch")
+    transformers = framework("transformers")
+    framework("accelerate")
     from modelmon.training.huggingface import huggingface_callback
 
     class Tiny(torch.nn.Module):  # type: ignore[misc]
