@@ -46,10 +46,14 @@ def modelmon(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def gateway() -> Iterator[str]:
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = require_binary("prometheus-pushgateway", "pushgateway")
     port = free_port()
-    with running([binary, f"--web.listen-address=127.0.0.1:{port}"]) as process:
+    # Its own persistence file: Debian's build may default to a shared one, and pushes
+    # of an earlier run must not reappear here.
+    state = tmp_path_factory.mktemp("pushgateway") / "pushgateway.data"
+    argv = [binary, f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={state}"]
+    with running(argv) as process:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/-/ready", timeout=20, process=process)
         yield url
