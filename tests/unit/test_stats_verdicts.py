@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
+from scipy.spatial.distance import jensenshannon
 from sklearn.datasets import load_breast_cancer, load_wine
 
 from modelmon.config import ConfigError, DriftConfig, ModelConfig, config_from_dict
@@ -345,3 +346,24 @@ def test_numeric_columns_with_ties_and_empty_fine_bins_get_verdicts(make_profile
     assert flagged <= 3
     shifted = rng.normal(45, 11, 200).clip(18, 90).round()
     assert verdicts.report(encode(verdicts.layout, {"age": shifted}), 0.5).columns[0].drifted
+
+
+def test_a_rare_flag_column_is_compared_over_its_values(make_profile: Any) -> None:
+    """A 0/1 column with 2% ones has a single coarse quantile bin; it must still be
+    compared over its two values, so that a jump of the ones' share is seen."""
+    rng = np.random.default_rng(4)
+    flags = (rng.random(5000) < 0.02).astype(float)
+    profile = table_profile(make_profile, flags[:, None], ["flag"], "flags")
+    assert len(profile.columns[0].coarse_edges) <= 1  # the coarse bins collapsed
+    verdicts = verdicts_for(profile)
+    stationary = (rng.random(500) < 0.02).astype(float)
+    quiet = verdicts.report(encode(verdicts.layout, {"flag": stationary}), 0.5).columns[0]
+    assert not quiet.drifted
+    window = (rng.random(500) < 0.2).astype(float)
+    reading = verdicts.report(encode(verdicts.layout, {"flag": window}), 0.5).columns[0]
+    assert reading.drifted
+    # The statistics are over the two values: Jensen-Shannon equals scipy's on the shares.
+    ref = np.array([1 - flags.mean(), flags.mean()])
+    win = np.array([1 - window.mean(), window.mean()])
+    expected = float(jensenshannon(ref, win, base=2))
+    assert reading.statistics["jensen_shannon"] == pytest.approx(expected, rel=1e-9)

@@ -92,6 +92,22 @@ class ColumnSlots:
     def quality(self, name: str) -> int:
         return self.quality_offset + _QUALITY_INDEX[name]
 
+    @cached_property
+    def test_ratios(self) -> FloatArray:
+        """Reference shares of the bins that PSI, Jensen-Shannon and chi-square compare:
+        the coarse bins (categories), except for numeric columns with at most 5 distinct
+        values, whose coarse quantile bins can collapse (a 0/1 column with 2% ones has one
+        coarse bin): those are compared over their fine bins, one per distinct value."""
+        if self.numeric and self.column.binned_as_categorical:
+            return np.asarray(self.column.fine_ratios, dtype=np.float64)
+        return np.asarray(self.column.reference_ratios(), dtype=np.float64)
+
+    def test_counts(self, vector: FloatArray) -> FloatArray:
+        """The window's counts over the bins of :attr:`test_ratios`."""
+        if self.numeric and self.column.binned_as_categorical:
+            return vector[self.counts]
+        return self.coarse_counts(vector)
+
     def coarse_counts(self, vector: FloatArray) -> FloatArray:
         """Counts per exported bin: coarse bins (numeric) or categories."""
         fine = vector[self.counts]
