@@ -362,8 +362,31 @@ def test_a_rare_flag_column_is_compared_over_its_values(make_profile: Any) -> No
     window = (rng.random(500) < 0.2).astype(float)
     reading = verdicts.report(encode(verdicts.layout, {"flag": window}), 0.5).columns[0]
     assert reading.drifted
-    # The statistics are over the two values: Jensen-Shannon equals scipy's on the shares.
-    ref = np.array([1 - flags.mean(), flags.mean()])
-    win = np.array([1 - window.mean(), window.mean()])
+    # The statistics are over the two values (and the bin above the reference's maximum,
+    # with the rule of succession's share 1/(N+1)): Jensen-Shannon equals scipy's.
+    unseen = 1 / (flags.size + 1)
+    ref = np.array([1 - flags.mean(), flags.mean(), 0.0]) * (1 - unseen) + [0, 0, unseen]
+    win = np.array([1 - window.mean(), window.mean(), 0.0])
     expected = float(jensenshannon(ref, win, base=2))
     assert reading.statistics["jensen_shannon"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_values_above_the_maximum_of_a_few_valued_column_are_seen(make_profile: Any) -> None:
+    """A column constant in the reference (0) that reads 4 in the window: the last fine
+    bin would mix 4 with the maximum 0; the values above the maximum are compared apart."""
+    rng = np.random.default_rng(6)
+    rows = np.column_stack([np.zeros(3000), rng.integers(0, 4, 3000)])
+    profile = table_profile(make_profile, rows, ["constant", "small"], "few")
+    verdicts = verdicts_for(profile)
+    shifted = {"constant": np.full(300, 4.0), "small": rng.integers(0, 4, 300)}
+    drifted = {
+        c.column: c.drifted for c in verdicts.report(encode(verdicts.layout, shifted), 0.5).columns
+    }
+    assert drifted == {"constant": True, "small": False}
+    flagged = 0
+    for _ in range(100):
+        quiet = {"constant": np.zeros(300), "small": rng.integers(0, 4, 300)}
+        flagged += sum(
+            c.drifted for c in verdicts.report(encode(verdicts.layout, quiet), 0.5).columns
+        )
+    assert flagged <= 2
