@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
+from scipy.spatial.distance import jensenshannon
 from sklearn.datasets import load_breast_cancer, load_wine
 
 from modelmon.config import ConfigError, DriftConfig, ModelConfig, config_from_dict
@@ -345,3 +346,47 @@ def test_numeric_columns_with_ties_and_empty_fine_bins_get_verdicts(make_profile
     assert flagged <= 3
     shifted = rng.normal(45, 11, 200).clip(18, 90).round()
     assert verdicts.report(encode(verdicts.layout, {"age": shifted}), 0.5).columns[0].drifted
+
+
+def test_a_rare_flag_column_is_compared_over_its_values(make_profile: Any) -> None:
+    """A 0/1 column with 2% ones has a single coarse quantile bin; it must still be
+    compared over its two values, so that a jump of the ones' share is seen."""
+    rng = np.random.default_rng(4)
+    flags = (rng.random(5000) < 0.02).astype(float)
+    profile = table_profile(make_profile, flags[:, None], ["flag"], "flags")
+    assert len(profile.columns[0].coarse_edges) <= 1  # the coarse bins collapsed
+    verdicts = verdicts_for(profile)
+    stationary = (rng.random(500) < 0.02).astype(float)
+    quiet = verdicts.report(encode(verdicts.layout, {"flag": stationary}), 0.5).columns[0]
+    assert not quiet.drifted
+    window = (rng.random(500) < 0.2).astype(float)
+    reading = verdicts.report(encode(verdicts.layout, {"flag": window}), 0.5).columns[0]
+    assert reading.drifted
+    # The statistics are over the two values (and the bin above the reference's maximum,
+    # with the rule of succession's share 1/(N+1)): Jensen-Shannon equals scipy's.
+    unseen = 1 / (flags.size + 1)
+    ref = np.array([1 - flags.mean(), flags.mean(), 0.0]) * (1 - unseen) + [0, 0, unseen]
+    win = np.array([1 - window.mean(), window.mean(), 0.0])
+    expected = float(jensenshannon(ref, win, base=2))
+    assert reading.statistics["jensen_shannon"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_values_above_the_maximum_of_a_few_valued_column_are_seen(make_profile: Any) -> None:
+    """A column constant in the reference (0) that reads 4 in the window: the last fine
+    bin would mix 4 with the maximum 0; the values above the maximum are compared apart."""
+    rng = np.random.default_rng(6)
+    rows = np.column_stack([np.zeros(3000), rng.integers(0, 4, 3000)])
+    profile = table_profile(make_profile, rows, ["constant", "small"], "few")
+    verdicts = verdicts_for(profile)
+    shifted = {"constant": np.full(300, 4.0), "small": rng.integers(0, 4, 300)}
+    drifted = {
+        c.column: c.drifted for c in verdicts.report(encode(verdicts.layout, shifted), 0.5).columns
+    }
+    assert drifted == {"constant": True, "small": False}
+    flagged = 0
+    for _ in range(100):
+        quiet = {"constant": np.zeros(300), "small": rng.integers(0, 4, 300)}
+        flagged += sum(
+            c.drifted for c in verdicts.report(encode(verdicts.layout, quiet), 0.5).columns
+        )
+    assert flagged <= 2

@@ -92,6 +92,45 @@ class ColumnSlots:
     def quality(self, name: str) -> int:
         return self.quality_offset + _QUALITY_INDEX[name]
 
+    @cached_property
+    def few_values(self) -> bool:
+        """A numeric column with at most 5 distinct reference values."""
+        return self.numeric and self.column.binned_as_categorical
+
+    @cached_property
+    def test_ratios(self) -> FloatArray:
+        """Reference shares of the bins that PSI, Jensen-Shannon and chi-square compare:
+        the coarse bins (categories), except for numeric columns with at most 5 distinct
+        values, whose coarse quantile bins can collapse (a 0/1 column with 2% ones has one
+        coarse bin). Those are compared over their fine bins, one per distinct value, plus
+        a bin for values above the reference's maximum (which the last fine bin would
+        mix with the maximum), whose reference share is the rule of succession's
+        ``1 / (N + 1)`` for a value not seen in N rows."""
+        if not self.few_values:
+            return np.asarray(self.column.reference_ratios(), dtype=np.float64)
+        unseen = 1.0 / (self.column.values + 1)
+        fine = np.asarray(self.column.fine_ratios, dtype=np.float64) * (1.0 - unseen)
+        return np.append(fine, unseen)
+
+    def test_counts(self, vector: FloatArray) -> FloatArray:
+        """The window's counts over the bins of :attr:`test_ratios`."""
+        if not self.few_values:
+            return self.coarse_counts(vector)
+        counts = np.append(vector[self.counts], 0.0)
+        outside = float(vector[self.quality("out_of_range")])
+        if outside > 0:
+            # Below the minimum is bin 0 when the first edge is the minimum (values are
+            # discrete here); the rest of the out-of-range values are above the maximum
+            # (or infinite, and not binned): move them out of the last fine bin.
+            below = (
+                counts[0] if self.fine_edges.size and self.fine_edges[0] <= self.column.min else 0.0
+            )
+            above = max(outside - below, 0.0)
+            moved = min(above, counts[-2])
+            counts[-2] -= moved
+            counts[-1] += moved
+        return counts
+
     def coarse_counts(self, vector: FloatArray) -> FloatArray:
         """Counts per exported bin: coarse bins (numeric) or categories."""
         fine = vector[self.counts]

@@ -76,11 +76,11 @@ class DriftReport:
 
 def column_statistics(slots: ColumnSlots, vector: FloatArray) -> dict[str, float]:
     """Every statistic that applies to the column, or {} when the vector has no values."""
-    counts = slots.coarse_counts(vector)
+    counts = slots.test_counts(vector)
     if counts.sum() <= 0:
         return {}
     col = slots.column
-    reference = np.asarray(col.reference_ratios(), dtype=np.float64)
+    reference = slots.test_ratios
     out = {
         "psi": drift.population_stability_index(reference, counts),
         "jensen_shannon": drift.jensen_shannon_distance(reference, counts),
@@ -101,8 +101,7 @@ def null_input(slots: ColumnSlots, statistic: str) -> NullInput:
     """What the null simulation of ``statistic`` needs of the column."""
     col = slots.column
     if col.binned_as_categorical:
-        shares = np.asarray(col.reference_ratios(), dtype=np.float64)
-        return NullInput(statistic, shares, col.values, None, None, 1.0)
+        return NullInput(statistic, slots.test_ratios, col.values, None, None, 1.0)
     points = None
     if statistic == "wasserstein":
         # A fine bin empty in the reference has no mean (NaN) and no weight: any point
@@ -161,8 +160,8 @@ class Verdicts:
         if null is None:
             return math.nan
         if rule.statistic == "chi2_pvalue":
-            reference = slots.column.reference_ratios()
-            statistic, _ = drift.pearson_chi2(reference, slots.coarse_counts(vector))
+            counts = slots.test_counts(vector)
+            statistic, _ = drift.pearson_chi2(slots.test_ratios, counts)
             return null.pvalue(statistic, n)
         return null.pvalue(statistics[rule.statistic], n)
 
