@@ -11,6 +11,7 @@ batch (missing, infinite and type errors left out), so they sum to the column's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from modelmon.stats.binning import ColumnSlots, FloatArray
@@ -53,7 +54,7 @@ class Distribution:
         if not self.edges:
             return list(self.bins)
         e = [f"{x:.4g}" for x in self.edges]
-        middle = [f"[{a}, {b})" for a, b in zip(e, e[1:], strict=False)]
+        middle = [f"[{a}, {b})" for a, b in pairwise(e)]
         return [f"< {e[0]}", *middle, f">= {e[-1]}"]
 
     def to_json(self) -> dict[str, Any]:

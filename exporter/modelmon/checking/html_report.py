@@ -1,0 +1,320 @@
+"""The HTML report of a check: one self-contained file (inline CSS and SVG, no script,
+no network), readable on a phone and printable.
+
+It is drawn from the same :class:`~modelmon.checking.result.CheckResult` as the JSON
+report, and shows its numbers with four significant digits. :func:`page` (the shell and
+stylesheet) and the chart functions of :mod:`modelmon.checking.charts` take plain
+numbers, so other reports (``modelmon evaluate``) can reuse them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+from modelmon import __version__
+from modelmon.checking import charts
+from modelmon.checking.page import page
+from modelmon.checking.render import drift_summary, number, verdict
+from modelmon.checking.result import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    CheckResult,
+    ColumnResult,
+    EstimateResult,
+    PerformanceResult,
+)
+
+
+def _cell(value: float | None, field: str) -> str:
+    return f'<td data-field="{field}">{number(value)}</td>'
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
+    """A table from ready HTML cells (``<td>`` included) of each row."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join(f"<tr>{''.join(r)}</tr>" for r in rows)
+    return f'<div class="scroll"><table class="{cls}"><tr>{head}</tr>{body}</table></div>'
+
+
+def _td(text: str) -> str:
+    return f"<td>{escape(text)}</td>"
+
+
+def _gate_cell(passed: bool) -> str:
+    return '<td class="pass">PASS</td>' if passed else '<td class="fail">FAIL</td>'
+
+
+# --- summary ------------------------------------------------------------------------------
+
+
+def _summary(result: CheckResult) -> str:
+    features = [c for c in result.role_columns("feature") if c.drifted is not None]
+    drifted = result.drifted()
+    facts = [
+        ("model", escape(result.model)),
+        ("version", escape(result.version)),
+        (
+            "profile",
+            f"{escape(result.profile)} ({escape(result.task)}, "
+            f"{result.reference_rows:,} reference rows)",
+        ),
+        (
+            "data",
+            f'{escape(", ".join(result.files))}: <span data-field="rows">{result.rows}</span> rows',
+        ),
+        (
+            "drift",
+            f'<span data-field="drifted_features">{sum(1 for c in features if c.drifted)}'
+            f'</span> of <span data-field="features">{len(features)}</span> features drifted, '
+            f'share <span data-field="drift_share">{number(result.drift_share)}</span>: '
+            f"{escape(drift_summary(result).split(': ')[-1])}",
+        ),
+    ]
+    items = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
+    gates = (
+        table(
+            ("result", "gate", "detail"),
+            [
+                [
+                    _gate_cell(g.passed),
+                    _td(g.name),
+                    _td(g.detail),
+                ]
+                for g in result.gates
+            ],
+        )
+        if result.gates
+        else "<p>No gate was requested.</p>"
+    )
+    links = ", ".join(
+        f'<a href="#{_anchor(c)}">{escape(c.column)}</a> ({escape(c.role)})' for c in drifted
+    )
+    return (
+        f'<section class="summary {"pass" if result.passed else "fail"}">'
+        f'<h1><span class="badge" data-field="verdict">{verdict(result)}</span> modelmon check'
+        f"</h1><dl>{items}</dl><h2>Gates</h2>{gates}<h2>Drifted columns</h2>"
+        f"<p>{links or 'No column drifted.'}</p>{_notes(result)}</section>"
+    )
+
+
+def _notes(result: CheckResult) -> str:
+    notes = []
+    if result.absent_columns:
+        names = ", ".join(escape(c.source) for c in result.absent_columns)
+        notes.append(f"<p>Profile columns not in the data: {names}.</p>")
+    if result.unknown_columns:
+        notes.append(
+            f"<p>Data columns not in the profile: {escape(', '.join(result.unknown_columns))}.</p>"
+        )
+    return "".join(notes)
+
+
+# --- performance --------------------------------------------------------------------------
+
+
+def _performance(perf: PerformanceResult) -> str:
+    names = REGRESSION_METRICS if perf.task == "regression" else CLASSIFICATION_METRICS
+    rows = [
+        [
+            _td(n),
+            _cell(perf.metrics.get(n), f"metrics.{n}"),
+            _cell(perf.reference.get(n), f"reference.{n}"),
+            _td("-" if perf.delta(n) is None else f"{perf.delta(n):+.4g}"),
+        ]
+        for n in names
+    ]
+    parts = [
+        f'<section class="performance"><h2>Performance on {perf.rows:,} labeled rows</h2>',
+        table(("metric", "value", "reference", "delta"), rows),
+    ]
+    if perf.classes:
+        class_rows = [
+            [_td(k), *(_cell(v[m], f"classes.{k}.{m}") for m in ("precision", "recall", "f1"))]
+            for k, v in sorted(perf.classes.items())
+        ]
+        parts.append(table(("class", "precision", "recall", "f1"), class_rows))
+    parts.append(f'<div class="grid charts">{_performance_charts(perf)}</div></section>')
+    return "".join(parts)
+
+
+def _performance_charts(perf: PerformanceResult) -> str:
+    out = []
+    if perf.confusion is not None:
+        chart = charts.heatmap(
+            perf.confusion.classes,
+            perf.confusion.counts,
+            title="Confusion matrix (rows: actual class)",
+        )
+        out.append(
+            f'<figure class="card">{chart}<figcaption>Confusion matrix; shade: share '
+            "of the actual class's rows</figcaption></figure>"
+        )
+    roc = perf.roc_curve
+    if roc is not None:
+        auc = perf.metrics.get("roc_auc")
+        chart = charts.curves(
+            [charts.Series("ROC", roc.fpr, roc.tpr, "roc")],
+            xlabel="false positive rate",
+            ylabel="true positive rate",
+            title=f"ROC curve, area {number(auc)}",
+            desc=f"ROC curve over {len(roc.fpr)} thresholds of the score; area under the "
+            f"curve {number(auc)}; the dashed diagonal is chance.",
+            kind="roc",
+        )
+        out.append(
+            f'<figure class="card">{chart}<figcaption>ROC curve, AUC '
+            f'<span data-field="roc_auc">{number(auc)}</span></figcaption></figure>'
+        )
+    if perf.calibration:
+        bins = perf.calibration
+        chart = charts.curves(
+            [
+                charts.Series(
+                    "calibration",
+                    [b.mean_score for b in bins],
+                    [b.positive_rate for b in bins],
+                    "calibration",
+                    points=True,
+                )
+            ],
+            xlabel="mean score",
+            ylabel="share of positives",
+            title="Calibration curve",
+            desc="Share of positive labels against mean score per score bin: "
+            + "; ".join(
+                f"[{b.lower:g}, {b.upper:g}) {b.rows} rows, score {b.mean_score:.3f}, "
+                f"positives {b.positive_rate:.3f}"
+                for b in bins
+            )
+            + ". The dashed diagonal is perfect calibration.",
+            kind="calibration",
+        )
+        out.append(
+            f'<figure class="card">{chart}<figcaption>Calibration: share of positives '
+            "per score bin</figcaption></figure>"
+        )
+    return "".join(out)
+
+
+def _estimated(e: EstimateResult) -> str:
+    rows = [
+        [
+            _td("accuracy"),
+            _cell(e.estimated_accuracy, "estimated.accuracy"),
+            _cell(e.reference.get("accuracy"), "estimated.reference.accuracy"),
+        ],
+        [
+            _td("roc_auc"),
+            _cell(e.estimated_roc_auc, "estimated.roc_auc"),
+            _cell(e.reference.get("roc_auc"), "estimated.reference.roc_auc"),
+        ],
+    ]
+    return (
+        f'<section class="estimated"><h2>Estimated performance ({e.rows:,} scored rows, '
+        "no labels needed)</h2>"
+        + table(("metric", "estimate", "reference"), rows)
+        + "<p>From scores calibrated on the reference; assumes no concept drift.</p></section>"
+    )
+
+
+# --- columns ------------------------------------------------------------------------------
+
+
+def _anchor(c: ColumnResult) -> str:
+    return "col-" + "".join(ch if ch.isalnum() else "-" for ch in f"{c.role}-{c.column}")
+
+
+def _state(c: ColumnResult) -> tuple[str, str]:
+    if c.drifted is None:
+        return "none", "NO VERDICT"
+    return ("drift", "DRIFT") if c.drifted else ("ok", "OK")
+
+
+def _gauge(c: ColumnResult) -> str:
+    if c.drifted is None or c.value is None or c.threshold is None:
+        return ""
+    if c.statistic is not None and c.statistic.endswith("pvalue"):
+        p, level = c.pvalue if c.pvalue is not None else math.nan, c.threshold
+        value = -math.log10(max(p, 1e-300)) if math.isfinite(p) else 0.0
+        marks = [charts.Mark("level", -math.log10(max(level, 1e-300)), "effective")]
+        title = f"p-value {number(p)} against level {number(level)} (-log10 scale)"
+        desc = f"{title}: drift when the p-value is at or below the level."
+    else:
+        value = c.value
+        marks = [charts.Mark("effect threshold", c.effect_threshold or 0.0, "effect")]
+        if c.noise_floor is not None:
+            marks.append(charts.Mark("noise floor", c.noise_floor, "floor"))
+        title = f"{c.statistic} {number(c.value)} against threshold {number(c.threshold)}"
+        desc = (
+            f"{title}: effect threshold {number(c.effect_threshold)}, noise floor "
+            f"{number(c.noise_floor)}; drift when the value reaches the larger."
+        )
+    return charts.gauge(value, marks, drifted=bool(c.drifted), title=title, desc=desc)
+
+
+def _column(c: ColumnResult, rows: int) -> str:
+    state, label = _state(c)
+    parts = [
+        f'<section class="card column {state}" id="{_anchor(c)}" data-role="{escape(c.role)}" '
+        f'data-column="{escape(c.column)}"><h3><span class="badge {state}">{label}</span> '
+        f"{escape(c.column)} <small>{escape(c.role)}, {escape(c.type)}"
+        f"{'' if c.source == c.column else ', from ' + escape(c.source)}</small></h3>"
+    ]
+    d = c.distribution
+    if d is not None:
+        parts.append(
+            charts.distribution_bars(
+                d.labels(),
+                d.reference,
+                d.shares(),
+                title=f"{c.column}: reference and current share per bin",
+                column=c.column,
+            )
+        )
+        parts.append(
+            f'<p class="legend"><i class="key ref"></i>reference <i class="key cur">'
+            f'</i>current (<span data-field="values">{c.values}</span> values)</p>'
+        )
+    parts.append(_gauge(c))
+    kv = [
+        ("method", escape(c.method or "-")),
+        (escape(c.statistic or "statistic"), f'<span data-field="value">{number(c.value)}</span>'),
+        ("effective threshold", f'<span data-field="threshold">{number(c.threshold)}</span>'),
+        (
+            "effect threshold",
+            f'<span data-field="effect_threshold">{number(c.effect_threshold)}</span>',
+        ),
+        ("noise floor", f'<span data-field="noise_floor">{number(c.noise_floor)}</span>'),
+        ("p-value", f'<span data-field="pvalue">{number(c.pvalue)}</span>'),
+        ("tested at level", f'<span data-field="level">{number(c.level)}</span>'),
+    ]
+    for name, count in c.quality.items():
+        share = f"{100 * count / rows:.1f}%" if rows else "0.0%"
+        kv.append(
+            (name.replace("_", " "), f'<span data-field="quality.{name}">{count}</span> ({share})')
+        )
+    parts.append('<dl class="kv">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in kv))
+    parts.append("</dl></section>")
+    return "".join(parts)
+
+
+def _columns(result: CheckResult) -> str:
+    ordered = sorted(result.columns, key=lambda c: not c.drifted)  # drifted first, stable
+    cards = "".join(_column(c, result.rows) for c in ordered)
+    return f'<section class="columns"><h2>Columns</h2><div class="grid">{cards}</div></section>'
+
+
+def render_html(result: CheckResult) -> str:
+    """The whole report: summary and gates, performance, estimated performance, then
+    every column (drifted ones first)."""
+    body = [_summary(result)]
+    if result.performance is not None:
+        body.append(_performance(result.performance))
+    if result.estimated is not None:
+        body.append(_estimated(result.estimated))
+    body.append(_columns(result))
+    title = f"modelmon check {verdict(result)}: {result.model} {result.version}"
+    footer = f"modelmon {__version__}, JSON schema of the same numbers: --format json"
+    return page(title, "".join(body), footer)
