@@ -180,7 +180,11 @@ def test_fits_a_phone_prints_and_saves_a_screenshot(page: Browser) -> None:
     shot = page.screenshot(ARTIFACTS / "check-report.png", captureBeyondViewport=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page.send(
-        "Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=1, mobile=True
+        "Emulation.setDeviceMetricsOverride",
+        width=390,
+        height=844,
+        deviceScaleFactor=1,
+        mobile=True,
     )
     try:
         width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
