@@ -2,44 +2,23 @@
 no network), readable on a phone and printable.
 
 It is drawn from the same :class:`~modelmon.checking.result.CheckResult` as the JSON
-report, and shows its numbers with four significant digits. :func:`page` (the shell and
-stylesheet) and the chart functions of :mod:`modelmon.checking.charts` take plain
-numbers, so other reports (``modelmon evaluate``) can reuse them.
+report, and shows its numbers with four significant digits. The page shell and table
+helpers (:mod:`.page`), the charts (:mod:`.charts`) and the performance sections
+(:mod:`.html_performance`) are separate, so other reports (``modelmon evaluate``) can
+reuse them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from html import escape
 
 from modelmon import __version__
 from modelmon.checking import charts
-from modelmon.checking.page import page
+from modelmon.checking.html_performance import estimated_section, performance_section
+from modelmon.checking.page import page, table, td
 from modelmon.checking.render import drift_summary, number, verdict
-from modelmon.checking.result import (
-    CLASSIFICATION_METRICS,
-    REGRESSION_METRICS,
-    CheckResult,
-    ColumnResult,
-    EstimateResult,
-    PerformanceResult,
-)
-
-
-def _cell(value: float | None, field: str) -> str:
-    return f'<td data-field="{field}">{number(value)}</td>'
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
-    """A table from ready HTML cells (``<td>`` included) of each row."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join(f"<tr>{''.join(r)}</tr>" for r in rows)
-    return f'<div class="scroll"><table class="{cls}"><tr>{head}</tr>{body}</table></div>'
-
-
-def _td(text: str) -> str:
-    return f"<td>{escape(text)}</td>"
+from modelmon.checking.result import CheckResult, ColumnResult
 
 
 def _gate_cell(passed: bool) -> str:
@@ -79,8 +58,8 @@ def _summary(result: CheckResult) -> str:
             [
                 [
                     _gate_cell(g.passed),
-                    _td(g.name),
-                    _td(g.detail),
+                    td(g.name),
+                    td(g.detail),
                 ]
                 for g in result.gates
             ],
@@ -109,114 +88,6 @@ def _notes(result: CheckResult) -> str:
             f"<p>Data columns not in the profile: {escape(', '.join(result.unknown_columns))}.</p>"
         )
     return "".join(notes)
-
-
-# --- performance --------------------------------------------------------------------------
-
-
-def _performance(perf: PerformanceResult) -> str:
-    names = REGRESSION_METRICS if perf.task == "regression" else CLASSIFICATION_METRICS
-    rows = [
-        [
-            _td(n),
-            _cell(perf.metrics.get(n), f"metrics.{n}"),
-            _cell(perf.reference.get(n), f"reference.{n}"),
-            _td("-" if perf.delta(n) is None else f"{perf.delta(n):+.4g}"),
-        ]
-        for n in names
-    ]
-    parts = [
-        f'<section class="performance"><h2>Performance on {perf.rows:,} labeled rows</h2>',
-        table(("metric", "value", "reference", "delta"), rows),
-    ]
-    if perf.classes:
-        class_rows = [
-            [_td(k), *(_cell(v[m], f"classes.{k}.{m}") for m in ("precision", "recall", "f1"))]
-            for k, v in sorted(perf.classes.items())
-        ]
-        parts.append(table(("class", "precision", "recall", "f1"), class_rows))
-    parts.append(f'<div class="grid charts">{_performance_charts(perf)}</div></section>')
-    return "".join(parts)
-
-
-def _performance_charts(perf: PerformanceResult) -> str:
-    out = []
-    if perf.confusion is not None:
-        chart = charts.heatmap(
-            perf.confusion.classes,
-            perf.confusion.counts,
-            title="Confusion matrix (rows: actual class)",
-        )
-        out.append(
-            f'<figure class="card">{chart}<figcaption>Confusion matrix; shade: share '
-            "of the actual class's rows</figcaption></figure>"
-        )
-    roc = perf.roc_curve
-    if roc is not None:
-        auc = perf.metrics.get("roc_auc")
-        chart = charts.curves(
-            [charts.Series("ROC", roc.fpr, roc.tpr, "roc")],
-            xlabel="false positive rate",
-            ylabel="true positive rate",
-            title=f"ROC curve, area {number(auc)}",
-            desc=f"ROC curve over {len(roc.fpr)} thresholds of the score; area under the "
-            f"curve {number(auc)}; the dashed diagonal is chance.",
-            kind="roc",
-        )
-        out.append(
-            f'<figure class="card">{chart}<figcaption>ROC curve, AUC '
-            f'<span data-field="roc_auc">{number(auc)}</span></figcaption></figure>'
-        )
-    if perf.calibration:
-        bins = perf.calibration
-        chart = charts.curves(
-            [
-                charts.Series(
-                    "calibration",
-                    [b.mean_score for b in bins],
-                    [b.positive_rate for b in bins],
-                    "calibration",
-                    points=True,
-                )
-            ],
-            xlabel="mean score",
-            ylabel="share of positives",
-            title="Calibration curve",
-            desc="Share of positive labels against mean score per score bin: "
-            + "; ".join(
-                f"[{b.lower:g}, {b.upper:g}) {b.rows} rows, score {b.mean_score:.3f}, "
-                f"positives {b.positive_rate:.3f}"
-                for b in bins
-            )
-            + ". The dashed diagonal is perfect calibration.",
-            kind="calibration",
-        )
-        out.append(
-            f'<figure class="card">{chart}<figcaption>Calibration: share of positives '
-            "per score bin</figcaption></figure>"
-        )
-    return "".join(out)
-
-
-def _estimated(e: EstimateResult) -> str:
-    rows = [
-        [
-            _td("accuracy"),
-            _cell(e.estimated_accuracy, "estimated.accuracy"),
-            _cell(e.reference.get("accuracy"), "estimated.reference.accuracy"),
-        ],
-        [
-            _td("roc_auc"),
-            _cell(e.estimated_roc_auc, "estimated.roc_auc"),
-            _cell(e.reference.get("roc_auc"), "estimated.reference.roc_auc"),
-        ],
-    ]
-    return (
-        f'<section class="estimated"><h2>Estimated performance ({e.rows:,} scored rows, '
-        "no labels needed)</h2>"
-        + table(("metric", "estimate", "reference"), rows)
-        + "<p>From scores calibrated on the reference; assumes no concept drift.</p></section>"
-    )
 
 
 # --- columns ------------------------------------------------------------------------------
@@ -311,9 +182,9 @@ def render_html(result: CheckResult) -> str:
     every column (drifted ones first)."""
     body = [_summary(result)]
     if result.performance is not None:
-        body.append(_performance(result.performance))
+        body.append(performance_section(result.performance))
     if result.estimated is not None:
-        body.append(_estimated(result.estimated))
+        body.append(estimated_section(result.estimated))
     body.append(_columns(result))
     title = f"modelmon check {verdict(result)}: {result.model} {result.version}"
     footer = f"modelmon {__version__}, JSON schema of the same numbers: --format json"

@@ -8,7 +8,10 @@ Chart colours follow :mod:`modelmon.checking.charts` (Okabe-Ito).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
+
+from modelmon.checking.render import number
 
 STYLE = """
 :root{--ink:#1a1a1a;--muted:#555;--line:#ccc;--ref:#0072B2;--cur:#E69F00;--drift:#D55E00;
@@ -68,3 +71,20 @@ def page(title: str, body: str, footer: str = "") -> str:
         f"<title>{escape(title)}</title><style>{STYLE}</style></head>"
         f"<body><main>{body}<footer>{escape(footer)}</footer></main></body></html>\n"
     )
+
+
+def cell(value: float | None, field: str) -> str:
+    """A table cell showing ``value`` (four significant digits) marked ``data-field``."""
+    return f'<td data-field="{field}">{number(value)}</td>'
+
+
+def td(text: str) -> str:
+    """A table cell of escaped text."""
+    return f"<td>{escape(text)}</td>"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
+    """A table (scrolling sideways on narrow screens) from ready ``<td>`` cells."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join(f"<tr>{''.join(r)}</tr>" for r in rows)
+    return f'<div class="scroll"><table class="{cls}"><tr>{head}</tr>{body}</table></div>'
