@@ -216,3 +216,16 @@ def test_200_columns_under_2_mb_and_2_seconds(tmp_path: Path, capsys: Any) -> No
     assert len(bars) == 200
     assert {a["data-bins"] for a in bars[150:]} <= {"20"}  # 40 categories + other, capped
     print(f"200-column report: {size / 2**20:.2f} MiB, rendered in {seconds * 1000:.0f} ms")
+
+
+def test_wide_categorical_keeps_the_largest_bins_and_sums_the_rest() -> None:
+    from modelmon.checking.charts import MAX_BINS, top_bins
+
+    reference = [0.04] * 25
+    current = [0.0] * 24 + [1.0]
+    labels, ref, cur = top_bins([f"c{i}" for i in range(25)], reference, current)
+    assert len(labels) == MAX_BINS == 20
+    assert labels[-1] == "6 more"
+    assert "c24" in labels  # the largest current bin is kept, though last
+    assert sum(ref) == pytest.approx(1.0)
+    assert sum(cur) == pytest.approx(1.0)

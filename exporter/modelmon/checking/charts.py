@@ -71,7 +71,8 @@ def top_bins(
         return list(labels), list(reference), list(current)
     size = [max(r, c) for r, c in zip(reference, current, strict=True)]
     keep = sorted(sorted(range(len(labels)), key=lambda i: -size[i])[: MAX_BINS - 1])
-    rest = [i for i in range(len(labels)) if i not in set(keep)]
+    kept = set(keep)
+    rest = [i for i in range(len(labels)) if i not in kept]
     return (
         [labels[i] for i in keep] + [f"{len(rest)} more"],
         [reference[i] for i in keep] + [sum(reference[i] for i in rest)],

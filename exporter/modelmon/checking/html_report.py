@@ -17,8 +17,10 @@ from modelmon import __version__
 from modelmon.checking import charts
 from modelmon.checking.html_performance import estimated_section, performance_section
 from modelmon.checking.page import page, table, td
-from modelmon.checking.render import drift_summary, number, verdict
+from modelmon.checking.render import number, verdict
 from modelmon.checking.result import CheckResult, ColumnResult
+
+Key = tuple[str, str]  # (role, column)
 
 
 def _gate_cell(passed: bool) -> str:
@@ -28,7 +30,13 @@ def _gate_cell(passed: bool) -> str:
 # --- summary ------------------------------------------------------------------------------
 
 
-def _summary(result: CheckResult) -> str:
+def _dataset_state(result: CheckResult) -> str:
+    if result.dataset_drift is None:
+        return "no feature has values to test"
+    return "DATASET DRIFT" if result.dataset_drift else "no dataset drift"
+
+
+def _summary(result: CheckResult, anchors: dict[Key, str]) -> str:
     features = [c for c in result.role_columns("feature") if c.drifted is not None]
     drifted = result.drifted()
     facts = [
@@ -47,8 +55,8 @@ def _summary(result: CheckResult) -> str:
             "drift",
             f'<span data-field="drifted_features">{sum(1 for c in features if c.drifted)}'
             f'</span> of <span data-field="features">{len(features)}</span> features drifted, '
-            f'share <span data-field="drift_share">{number(result.drift_share)}</span>: '
-            f"{escape(drift_summary(result).split(': ')[-1])}",
+            f'share <span data-field="drift_share">{number(result.drift_share)}</span> '
+            f"(dataset drift at >= {result.settings.share:g}): {_dataset_state(result)}",
         ),
     ]
     items = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
@@ -68,7 +76,8 @@ def _summary(result: CheckResult) -> str:
         else "<p>No gate was requested.</p>"
     )
     links = ", ".join(
-        f'<a href="#{_anchor(c)}">{escape(c.column)}</a> ({escape(c.role)})' for c in drifted
+        f'<a href="#{anchors[(c.role, c.column)]}">{escape(c.column)}</a> ({escape(c.role)})'
+        for c in drifted
     )
     return (
         f'<section class="summary {"pass" if result.passed else "fail"}">'
@@ -93,8 +102,9 @@ def _notes(result: CheckResult) -> str:
 # --- columns ------------------------------------------------------------------------------
 
 
-def _anchor(c: ColumnResult) -> str:
-    return "col-" + "".join(ch if ch.isalnum() else "-" for ch in f"{c.role}-{c.column}")
+def anchors(result: CheckResult) -> dict[Key, str]:
+    """A unique element id per column (its position: names may hold any character)."""
+    return {(c.role, c.column): f"col-{i}" for i, c in enumerate(result.columns)}
 
 
 def _state(c: ColumnResult) -> tuple[str, str]:
@@ -125,10 +135,10 @@ def _gauge(c: ColumnResult) -> str:
     return charts.gauge(value, marks, drifted=bool(c.drifted), title=title, desc=desc)
 
 
-def _column(c: ColumnResult, rows: int) -> str:
+def _column(c: ColumnResult, rows: int, anchor: str) -> str:
     state, label = _state(c)
     parts = [
-        f'<section class="card column {state}" id="{_anchor(c)}" data-role="{escape(c.role)}" '
+        f'<section class="card column {state}" id="{anchor}" data-role="{escape(c.role)}" '
         f'data-column="{escape(c.column)}"><h3><span class="badge {state}">{label}</span> '
         f"{escape(c.column)} <small>{escape(c.role)}, {escape(c.type)}"
         f"{'' if c.source == c.column else ', from ' + escape(c.source)}</small></h3>"
@@ -171,21 +181,22 @@ def _column(c: ColumnResult, rows: int) -> str:
     return "".join(parts)
 
 
-def _columns(result: CheckResult) -> str:
+def _columns(result: CheckResult, ids: dict[Key, str]) -> str:
     ordered = sorted(result.columns, key=lambda c: not c.drifted)  # drifted first, stable
-    cards = "".join(_column(c, result.rows) for c in ordered)
+    cards = "".join(_column(c, result.rows, ids[(c.role, c.column)]) for c in ordered)
     return f'<section class="columns"><h2>Columns</h2><div class="grid">{cards}</div></section>'
 
 
 def render_html(result: CheckResult) -> str:
     """The whole report: summary and gates, performance, estimated performance, then
     every column (drifted ones first)."""
-    body = [_summary(result)]
+    ids = anchors(result)
+    body = [_summary(result, ids)]
     if result.performance is not None:
         body.append(performance_section(result.performance))
     if result.estimated is not None:
         body.append(estimated_section(result.estimated))
-    body.append(_columns(result))
+    body.append(_columns(result, ids))
     title = f"modelmon check {verdict(result)}: {result.model} {result.version}"
-    footer = f"modelmon {__version__}, JSON schema of the same numbers: --format json"
+    footer = f"modelmon {__version__}; the same numbers in full precision: --format json"
     return page(title, "".join(body), footer)
