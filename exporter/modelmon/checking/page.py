@@ -36,6 +36,7 @@ td.fail{color:var(--drift);font-weight:600}td.pass{color:var(--ok);font-weight:6
 .scroll{overflow-x:auto}table{border-collapse:collapse;margin:.3rem 0 .6rem}
 th,td{text-align:left;padding:.15rem .6rem .15rem 0;border-bottom:1px solid #eee;vertical-align:top}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,21rem),1fr));gap:.8rem}
+.grid.charts{grid-template-columns:repeat(auto-fill,minmax(min(100%,15rem),1fr))}
 .card{background:#fff;border:1px solid var(--line);border-radius:6px;padding:.6rem .8rem;margin:0;
 break-inside:avoid}
 .card.drift{border-top:5px solid var(--drift)}.card.ok{border-top:5px solid var(--ok)}
