@@ -102,8 +102,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--output",
         "-o",
         metavar="FILE[,FILE]",
-        help="write the reports here, not stdout: one file per format (- for stdout), or "
-        "with several formats one base name that gets each format's extension",
+        help="write the reports here, not stdout: one file per format (- for stdout: "
+        "--output=-,report.html), or with several formats one base name that gets each "
+        "format's extension",
     )
     p.add_argument(
         "--fail-on",

@@ -132,6 +132,8 @@ def _gauge(c: ColumnResult) -> str:
             f"{title}: effect threshold {number(c.effect_threshold)}, noise floor "
             f"{number(c.noise_floor)}; drift when the value reaches the larger."
         )
+    if not all(math.isfinite(x) for x in (value, *(m.value for m in marks))):
+        return ""  # nothing to draw to scale; the table below still says it
     return charts.gauge(value, marks, drifted=bool(c.drifted), title=title, desc=desc)
 
 
