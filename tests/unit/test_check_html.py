@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_check import Cancer, cancer, profile_of, run_check, write_csv
+from test_check import Cancer, cancer, profile_of, run_check, small_profile, write_csv
 
 from modelmon.check import output_paths
 
-__all__ = ["cancer"]  # fixture shared with test_check
+__all__ = ["cancer", "small_profile"]  # fixtures shared with test_check
 
 
 class Outline(HTMLParser):
@@ -229,3 +229,21 @@ def test_wide_categorical_keeps_the_largest_bins_and_sums_the_rest() -> None:
     assert "c24" in labels  # the largest current bin is kept, though last
     assert sum(ref) == pytest.approx(1.0)
     assert sum(cur) == pytest.approx(1.0)
+
+
+def test_small_batch_with_an_absent_column_renders_without_verdicts(
+    small_profile: Path, tmp_path: Path, capsys: Any
+) -> None:
+    """10 rows (below the 30 values a verdict needs) and no ``country`` column."""
+    rows = [[20 + i, i % 2, "0.5", i % 2] for i in range(10)]
+    batch = write_csv(tmp_path / "few.csv", ["age", "pred", "proba", "y"], rows)
+    code, html, err = run_check(capsys, "--profile", small_profile, batch, "--format", "html")
+    assert code == 0, err
+    outline = Outline()
+    outline.feed(html)
+    assert outline.fields[("feature", "country")]["quality.missing"] == "10"
+    assert outline.fields[("feature", "age")]["threshold"] == "-"
+    assert html.count("NO VERDICT") == len(outline.fields)
+    assert "Profile columns not in the data: country." in html
+    assert not any(a.get("data-chart") == "gauge" for _, a in outline.tags)
+    assert "nan" not in html.lower().replace("span", "")

@@ -108,7 +108,8 @@ def anchors(result: CheckResult) -> dict[Key, str]:
 
 
 def _state(c: ColumnResult) -> tuple[str, str]:
-    if c.drifted is None:
+    # Fewer than 30 values: statistics, but no threshold and so no verdict.
+    if c.drifted is None or c.threshold is None or not math.isfinite(c.threshold):
         return "none", "NO VERDICT"
     return ("drift", "DRIFT") if c.drifted else ("ok", "OK")
 
