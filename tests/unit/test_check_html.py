@@ -13,11 +13,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_check import Cancer, cancer, profile_of, run_check, small_profile, write_csv
+from test_check import (
+    Cancer,
+    cancer,
+    diabetes,
+    profile_of,
+    run_check,
+    small_profile,
+    write_csv,
+)
 
 from modelmon.check import output_paths
 
-__all__ = ["cancer", "small_profile"]  # fixtures shared with test_check
+__all__ = ["cancer", "diabetes", "small_profile"]  # fixtures shared with test_check
 
 
 class Outline(HTMLParser):
@@ -247,3 +255,16 @@ def test_small_batch_with_an_absent_column_renders_without_verdicts(
     assert "Profile columns not in the data: country." in html
     assert not any(a.get("data-chart") == "gauge" for _, a in outline.tags)
     assert "nan" not in html.lower().replace("span", "")
+
+
+def test_regression_report_shows_its_metrics(diabetes: Any, tmp_path: Path, capsys: Any) -> None:
+    profile, test, _, _ = diabetes
+    html, report = _reports(capsys, tmp_path, "--profile", profile, test)
+    outline = Outline()
+    outline.feed(html)
+    for name in ("mae", "rmse", "mape"):
+        assert outline.page_fields[f"metrics.{name}"] == _shown(
+            report["performance"]["metrics"][name]
+        )
+    kinds = {a.get("data-chart") for t, a in outline.tags if t == "svg"}
+    assert kinds == {"distribution", "gauge"}  # no confusion matrix or curves

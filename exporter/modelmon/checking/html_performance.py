@@ -19,6 +19,7 @@ from modelmon.checking.result import (
 
 
 def performance_section(perf: PerformanceResult) -> str:
+    """Metrics beside the reference, per-class scores and the performance charts."""
     names = REGRESSION_METRICS if perf.task == "regression" else CLASSIFICATION_METRICS
     rows = [
         [
@@ -103,6 +104,7 @@ def _performance_charts(perf: PerformanceResult) -> str:
 
 
 def estimated_section(e: EstimateResult) -> str:
+    """Accuracy and ROC AUC estimated from calibrated scores, beside the reference."""
     rows = [
         [
             td("accuracy"),

@@ -76,7 +76,7 @@ def page(title: str, body: str, footer: str = "") -> str:
 
 def cell(value: float | None, field: str) -> str:
     """A table cell showing ``value`` (four significant digits) marked ``data-field``."""
-    return f'<td data-field="{field}">{number(value)}</td>'
+    return f'<td data-field="{escape(field)}">{number(value)}</td>'
 
 
 def td(text: str) -> str:
