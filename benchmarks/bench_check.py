@@ -14,11 +14,18 @@ rows ``modelmon check`` chooses, to show what the chunk size costs.
     python benchmarks/bench_check.py                       # 1M rows, about 2 minutes
     python benchmarks/bench_check.py --quick               # 100k rows
     python benchmarks/bench_check.py --output benchmarks/results/check.md
+    python benchmarks/bench_check.py --html                # the HTML report's extra time
+
+``--html`` measures only what ``--format json,html`` costs over ``--format json``: both
+commands run ``--repeat`` times (default 5 with ``--html``), alternated so that a change
+of machine load hits both alike, and one process times, on the same batch, the import of
+the HTML modules and the rendering of the report (median of 20).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -53,6 +60,28 @@ for chunk in iter_chunks(sys.argv[1], chunk_rows(int(sys.argv[2]))):
         numeric_column(values)
     rows += chunk.rows
 print(rows)
+"""
+
+
+#: The 1M-row check may take at most this much longer with the HTML report (issue 20).
+HTML_TARGET = 0.05
+
+HTML_COST = """
+import json, statistics, sys, time
+from modelmon.check import check, render
+from modelmon.cli import build_parser
+import modelmon.checking.result
+start = time.perf_counter()
+import modelmon.checking.html_report
+imported = time.perf_counter() - start
+result = check(build_parser().parse_args(["check", "--profile", sys.argv[1], sys.argv[2]]))
+times = []
+for _ in range(20):
+    start = time.perf_counter()
+    html = render(result, "html")
+    times.append(time.perf_counter() - start)
+print(json.dumps({"import": imported, "render": statistics.median(times),
+                  "bytes": len(html.encode())}))
 """
 
 
@@ -119,6 +148,52 @@ def row(name: str, run: Run, rows: int) -> str:
     )
 
 
+def _walls(runs: list[Run]) -> str:
+    return ", ".join(f"{r.wall:.2f}" for r in runs)
+
+
+def html_cost(profile: Path, data: Path, directory: Path, repeat: int, rows: int) -> list[str]:
+    """The HTML report's extra time: alternated process runs and in-process timings."""
+    base = ["check", "--profile", str(profile), str(data)]
+    plain: list[Run] = []
+    both: list[Run] = []
+    for i in range(repeat):
+        print(f"json / json,html run {i + 1} of {repeat} ...", file=sys.stderr)
+        plain.append(
+            measure("-m", "modelmon", *base, "-o", str(directory / "r.json"), "--format", "json")
+        )
+        both.append(
+            measure("-m", "modelmon", *base, "-o", str(directory / "r"), "--format", "json,html")
+        )
+    out = subprocess.run(
+        [sys.executable, "-c", HTML_COST, str(profile), str(data)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    cost = json.loads(out.stdout)
+    p, b = median_run(plain), median_run(both)
+    extra = cost["import"] + cost["render"]
+    verdict = "meets" if extra / p.wall < HTML_TARGET else "MISSES"
+    return [
+        "",
+        "| command | wall s (median) | CPU s (median) | single runs, wall s |",
+        "|---|---:|---:|---|",
+        f"| `--format json` | {p.wall:.2f} | {p.cpu:.2f} | {_walls(plain)} |",
+        f"| `--format json,html` | {b.wall:.2f} | {b.cpu:.2f} | {_walls(both)} |",
+        "",
+        f"- difference of the medians: {b.wall - p.wall:+.3f} s wall "
+        f"({100 * (b.wall - p.wall) / p.wall:+.1f}%), {b.cpu - p.cpu:+.3f} s CPU "
+        f"({100 * (b.cpu - p.cpu) / p.cpu:+.1f}%); spread of the `--format json` runs "
+        f"(max - min): {max(r.wall for r in plain) - min(r.wall for r in plain):.2f} s wall",
+        f"- in one process: importing the HTML modules {1000 * cost['import']:.1f} ms, rendering "
+        f"the report {1000 * cost['render']:.1f} ms (median of 20), {cost['bytes'] / 1024:.0f} KiB",
+        f"- extra time = import + rendering = {1000 * extra:.1f} ms, "
+        f"{100 * extra / p.wall:.2f}% of the {rows:,}-row check: {verdict} the "
+        f"{100 * HTML_TARGET:.0f}% target",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows checked")
@@ -127,9 +202,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="check runs (median reported)")
     parser.add_argument("--quick", action="store_true", help="100k rows, one run")
     parser.add_argument("--output", type=Path, help="also write the Markdown here")
+    parser.add_argument("--html", action="store_true", help="only the HTML report's extra time")
     args = parser.parse_args()
     if args.quick:
         args.rows, args.repeat = 100_000, 1
+    elif args.html and args.repeat == 3:
+        args.repeat = 5
 
     header = common.machine_description(
         {
@@ -148,6 +226,15 @@ def main() -> None:
         print(f"writing {args.rows:,} rows ...", file=sys.stderr)
         data = common.write_reference(directory / "batch", args.features, args.rows, seed=11)
         size = data.stat().st_size
+        if args.html:
+            title = "## modelmon check: the HTML report's extra time\n"
+            text = "\n".join(
+                [title, header, *html_cost(profile, data, directory, args.repeat, args.rows)]
+            )
+            print(text)
+            if args.output:
+                args.output.write_text(text + "\n", encoding="utf-8")
+            return
         columns = str(args.features + 3)
         check = ["check", "--profile", str(profile), str(data), "--format", "json"]
         check += ["--output", str(directory / "report.json")]

@@ -2,7 +2,8 @@
 # Installs what the test suite needs on a fresh Debian/Ubuntu machine:
 #   - the package with its test extra (PyPI),
 #   - the real Prometheus (promtool), Alertmanager (amtool), Pushgateway, Redis and
-#     docker-compose binaries (Debian packages), which the tests start on loopback.
+#     docker-compose binaries (Debian packages), which the tests start on loopback,
+#   - Chromium (Debian package), in which the tests open `modelmon check`'s HTML report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -23,6 +24,7 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alert
 command -v prometheus-pushgateway >/dev/null 2>&1 || missing+=(prometheus-pushgateway)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
     from modelmon.checking.result import CheckResult
     from modelmon.profile import Profile
 
-FORMATS = ("text", "json", "markdown")
+FORMATS = ("text", "json", "markdown", "html")
+#: File extension per format, for ``--output BASE`` with several formats.
+EXTENSIONS = {"text": ".txt", "json": ".json", "markdown": ".md", "html": ".html"}
 #: Values (rows x columns) per chunk read. A chunk's values are small string objects
 #: spread over memory; while a chunk fits in the CPU caches, parsing and encoding it
 #: runs 2-3x faster than with 100,000-row chunks (benchmarks/results/check.md).
@@ -36,6 +39,16 @@ DEFAULT_VERSION = "candidate"
 
 def _csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _formats(text: str) -> list[str]:
+    formats = _csv_list(text)
+    for name in formats:
+        if name not in FORMATS:
+            raise argparse.ArgumentTypeError(f"{name!r} is not one of {', '.join(FORMATS)}")
+    if not formats or len(set(formats)) != len(formats):
+        raise argparse.ArgumentTypeError("expected one or more distinct formats, e.g. text,html")
+    return formats
 
 
 def _number(text: str) -> float:
@@ -78,8 +91,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="CSV, .jsonl or .parquet files")
     p.add_argument("--profile", required=True, metavar="FILE", help="reference profile JSON")
-    p.add_argument("--format", choices=FORMATS, default="text", help="report format")
-    p.add_argument("--output", "-o", metavar="FILE", help="write the report here, not stdout")
+    p.add_argument(
+        "--format",
+        type=_formats,
+        default=["text"],
+        metavar="FORMAT[,FORMAT]",
+        help=f"report formats: {', '.join(FORMATS)} (default text); several comma-separated",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE[,FILE]",
+        help="write the reports here, not stdout: one file per format (- for stdout: "
+        "--output=-,report.html), or with several formats one base name that gets each "
+        "format's extension",
+    )
     p.add_argument(
         "--fail-on",
         type=_csv_list,
@@ -251,7 +277,45 @@ def render(result: CheckResult, fmt: str) -> str:
         return json.dumps(to_json(result), indent=2, allow_nan=False) + "\n"
     if fmt == "markdown":
         return render_markdown(result)
+    if fmt == "html":
+        from modelmon.checking.html_report import render_html
+
+        return render_html(result)
     return render_text(result)
+
+
+def output_paths(formats: Sequence[str], output: str | None) -> list[str | None]:
+    """Where each format's report goes (None: stdout); ``ValueError`` names the option.
+
+    One file per format, in order (``-`` for stdout, at most once), or with several
+    formats one base name whose extension (if one of :data:`EXTENSIONS`) is replaced by
+    each format's:
+
+    >>> output_paths(["text"], None), output_paths(["text", "html"], "-,report.html")
+    ([None], [None, 'report.html'])
+    >>> output_paths(["markdown", "html"], "out/check.html")
+    ['out/check.md', 'out/check.html']
+    """
+    items = _csv_list(output) if output else []
+    if not items:
+        if len(formats) > 1:
+            raise ValueError(
+                f"--output: --format {','.join(formats)} writes several reports; give one "
+                "file per format (- for stdout) or a base name"
+            )
+        return [None]
+    if len(items) == 1 and len(formats) > 1:
+        base = items[0]
+        stem, ext = os.path.splitext(base)
+        stem = stem if ext in EXTENSIONS.values() else base
+        return [stem + EXTENSIONS[f] for f in formats]
+    if len(items) != len(formats):
+        raise ValueError(
+            f"--output: {len(items)} files for {len(formats)} formats ({','.join(formats)})"
+        )
+    if items.count("-") > 1:
+        raise ValueError("--output: stdout (-) can take only one report")
+    return [None if item == "-" else item for item in items]
 
 
 def _error(message: str) -> int:
@@ -262,6 +326,7 @@ def _error(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """The ``check`` subcommand: 0 pass, 1 a gate failed, 2 usage or input error."""
     try:
+        paths = output_paths(args.format, args.output)
         result = check(args)
     except ValueError as exc:  # DataError, ProfileError, GateError and the like
         return _error(str(exc))
@@ -269,14 +334,15 @@ def run(args: argparse.Namespace) -> int:
         if exc.filename is None or exc.strerror is None:
             return _error(str(exc))
         return _error(f"{exc.filename}: {exc.strerror}")
-    report = render(result, args.format)
-    try:
-        if args.output:
-            Path(args.output).write_text(report, encoding="utf-8")
-        else:
-            sys.stdout.write(report)
-    except OSError as exc:
-        return _error(f"{args.output}: {exc.strerror}")
+    for fmt, path in zip(args.format, paths, strict=True):
+        report = render(result, fmt)
+        try:
+            if path is None:
+                sys.stdout.write(report)
+            else:
+                Path(path).write_text(report, encoding="utf-8")
+        except OSError as exc:
+            return _error(f"{path}: {exc.strerror}")
     if args.push_gateway:
         from modelmon.checking.push import push
 

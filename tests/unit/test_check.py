@@ -591,7 +591,17 @@ TOP_KEYS = {
     "estimated_performance",
     "gates",
 }
-COLUMN_KEYS = {"role", "column", "source", "type", "present", "values", "drift", "quality"}
+COLUMN_KEYS = {
+    "role",
+    "column",
+    "source",
+    "type",
+    "present",
+    "values",
+    "drift",
+    "quality",
+    "distribution",
+}
 DRIFT_KEYS = {
     "method",
     "statistic",
@@ -600,6 +610,7 @@ DRIFT_KEYS = {
     "effect_threshold",
     "pvalue",
     "level",
+    "noise_floor",
     "drifted",
     "statistics",
 }
@@ -634,7 +645,16 @@ def test_json_schema_is_stable(cancer: Cancer, capsys: Any) -> None:
         names = {"missing", "type_errors", *kinds}
         assert set(column["quality"]) == names | {f"{n}_share" for n in names}
     assert [c["role"] for c in report["columns"]].count("feature") == 30
-    assert set(report["performance"]) == {"rows", "metrics", "reference", "delta", "classes"}
+    assert set(report["performance"]) == {
+        "rows",
+        "metrics",
+        "reference",
+        "delta",
+        "classes",
+        "confusion_matrix",
+        "roc_curve",
+        "calibration_curve",
+    }
     for part in ("metrics", "reference", "delta"):
         assert set(report["performance"][part]) == {
             "accuracy",

@@ -3,6 +3,7 @@ Markdown for a pull-request comment (the verdict first, then the drifted columns
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from modelmon.checking.result import (
@@ -15,12 +16,13 @@ from modelmon.checking.result import (
 
 
 def number(value: float | None) -> str:
-    """Four significant digits, ``-`` for an unknown value.
+    """Four significant digits, ``-`` for an unknown value (None, NaN or infinite: what
+    the JSON report writes as null).
 
-    >>> number(0.123456), number(None), number(12345.6)
-    ('0.1235', '-', '1.235e+04')
+    >>> number(0.123456), number(None), number(12345.6), number(float("nan"))
+    ('0.1235', '-', '1.235e+04', '-')
     """
-    return "-" if value is None else f"{value:.4g}"
+    return "-" if value is None or not math.isfinite(value) else f"{value:.4g}"
 
 
 def percent(count: int, rows: int) -> str:

@@ -13,6 +13,15 @@ from typing import Any
 
 from modelmon import __version__
 from modelmon.checking.accumulate import BatchAccumulator
+from modelmon.checking.curves import (
+    CalibrationBin,
+    ConfusionMatrix,
+    RocCurve,
+    calibration_curve,
+    confusion_matrix,
+    roc_curve,
+)
+from modelmon.checking.distribution import Distribution, column_distribution
 from modelmon.profile import ColumnProfile
 from modelmon.stats.drift import Rule
 from modelmon.stats.estimation import ConfidenceEstimator
@@ -44,9 +53,11 @@ class ColumnResult:
     effect_threshold: float | None = None  # the method's threshold (config or default)
     pvalue: float | None = None  # probability of this statistic without drift, at n
     level: float | None = None  # the corrected alpha the column was tested at
+    noise_floor: float | None = None  # distances: the statistic's floor at n and level
     drifted: bool | None = None
     statistics: dict[str, float] = field(default_factory=dict)
     quality: dict[str, int] = field(default_factory=dict)
+    distribution: Distribution | None = None  # reference shares and batch counts per bin
 
 
 @dataclass
@@ -58,6 +69,9 @@ class PerformanceResult:
     metrics: dict[str, float | None]
     classes: dict[str, dict[str, float]]  # class -> precision, recall, f1
     reference: dict[str, float]
+    confusion: ConfusionMatrix | None = None
+    roc_curve: RocCurve | None = None
+    calibration: list[CalibrationBin] = field(default_factory=list)
 
     def delta(self, name: str) -> float | None:
         """``metric - reference`` (None when either is unknown)."""
@@ -127,6 +141,14 @@ class CheckResult:
         return [c for c in self.columns if c.drifted and (not roles or c.role in roles)]
 
 
+def _noise_floor(verdicts: Verdicts, reading: ColumnReading, rule: Rule) -> float | None:
+    """The floor a distance was held to (None for p-value methods and without a verdict)."""
+    null = verdicts.nulls.get((reading.role, reading.column))
+    if rule.below or null is None or math.isnan(reading.level):
+        return None
+    return null.floor(reading.values, reading.level)
+
+
 def _column_result(
     col: ColumnProfile, source: str, present: bool, reading: ColumnReading, rule: Rule
 ) -> ColumnResult:
@@ -163,7 +185,16 @@ def _performance(acc: BatchAccumulator) -> PerformanceResult | None:
     classes = {
         k: {"precision": c.precision[k], "recall": c.recall[k], "f1": c.f1[k]} for k in c.precision
     }
-    return PerformanceResult(acc.profile.task, c.n, metrics, classes, baselines)
+    return PerformanceResult(
+        acc.profile.task,
+        c.n,
+        metrics,
+        classes,
+        baselines,
+        confusion=confusion_matrix(encoder, vector),
+        roc_curve=roc_curve(encoder, vector),
+        calibration=calibration_curve(encoder, vector),
+    )
 
 
 def _estimated(acc: BatchAccumulator) -> EstimateResult | None:
@@ -196,6 +227,8 @@ def build_result(
         present = key in acc.present
         rule = verdicts.rules[key]
         result = _column_result(col, acc.columns.source(col), present, reading, rule)
+        result.noise_floor = _noise_floor(verdicts, reading, rule)
+        result.distribution = column_distribution(slots, acc.vector)
         kinds = NUMERIC_QUALITY if slots.numeric else CATEGORICAL_QUALITY
         result.quality = {q: int(acc.vector[slots.quality(q)]) for q in kinds}
         columns.append(result)
@@ -254,10 +287,12 @@ def _column_json(c: ColumnResult, rows: int) -> dict[str, Any]:
             "effect_threshold": _num(c.effect_threshold),
             "pvalue": _num(c.pvalue),
             "level": _num(c.level),
+            "noise_floor": _num(c.noise_floor),
             "drifted": c.drifted,
             "statistics": {k: _num(v) for k, v in sorted(c.statistics.items())},
         },
         "quality": quality,
+        "distribution": None if c.distribution is None else c.distribution.to_json(),
     }
 
 
@@ -273,6 +308,9 @@ def _performance_json(p: PerformanceResult | None) -> dict[str, Any] | None:
         "classes": {
             k: {m: _num(v) for m, v in scores.items()} for k, scores in sorted(p.classes.items())
         },
+        "confusion_matrix": None if p.confusion is None else p.confusion.to_json(),
+        "roc_curve": None if p.roc_curve is None else p.roc_curve.to_json(),
+        "calibration_curve": [b.to_json() for b in p.calibration],
     }
 
 
