@@ -158,7 +158,7 @@ def chromium(width: int = 1200, height: int = 900) -> Iterator[Browser]:
     domains enabled and the network emulated offline."""
     binary = require_chromium()
     websocket = require_websocket()
-    with tempfile.TemporaryDirectory(prefix="chromium-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True) as tmp:
         profile = Path(tmp)
         argv = [binary, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"]
         with running([*argv, "about:blank"], stop_timeout=5) as process:

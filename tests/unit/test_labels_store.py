@@ -328,7 +328,8 @@ def test_committed_predictions_survive_sigkill(tmp_path: Path) -> None:
     os.kill(child.pid, signal.SIGKILL)  # mid-stream: most likely inside a transaction
     # Read the rest through the same buffered reader: communicate() would read the pipe
     # underneath it and miss the lines the loop above had read ahead.
-    rest = child.stdout.read()
+    with child.stdout:
+        rest = child.stdout.read()
     child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
     committed = len(reported) + len(rest.split())  # every batch it said it committed
